@@ -1,0 +1,87 @@
+"""Speed of our from-scratch BERT vs `transformers.BertModel` (SDPA) on the same MiniLM weights, same inputs.
+
+Two views, each measured in this run and reported as a ratio (ours / reference; < 1 means we are faster):
+  * forward: the encoder alone on pre-tokenised batches of real STS-B sentences, padded/truncated to length T;
+  * encode:  the whole `SentenceTransformer.encode` pipeline (tokenise, encode, mean-pool, normalise), ours vs the
+    packaged model, on the STS-B dev sentences, plus their max |difference| (parity next to speed).
+
+    python bench/bert_speed.py [--threads 2] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+from transformers import AutoTokenizer, BertModel
+
+from st_bertapprox import BertTransformer
+from st_bertapprox.data import load_stsb, teacher_path
+
+
+def timeit(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` in seconds after two warm-up calls."""
+    fn(), fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    path = teacher_path()
+    ours = BertTransformer(path).eval()
+    ref = BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    dev = load_stsb("dev")
+    sentences = list(dev["sentence1"])
+
+    print(f"CPU threads: {args.threads}, torch {torch.__version__}, batch {args.batch_size}, median of {args.repeats}")
+    print("| view | seq len | ours (ms/batch) | transformers (ms/batch) | ratio ours/ref | max abs diff |")
+    print("|---|---|---|---|---|---|")
+    for T in (16, 128):
+        # real sentences, repeated into long enough texts, padded to exactly T (so both see identical work)
+        texts = [" ".join(sentences[i : i + 8]) for i in range(args.batch_size)]
+        batch = tokenizer(texts, padding="max_length", truncation=True, max_length=T, return_tensors="pt")
+        batch["attention_mask"][1::2, T // 2 :] = 0  # half the rows padded: the masked SDPA path is timed too
+        with torch.inference_mode():
+            a = ours.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])[0]
+            b = ref(**batch).last_hidden_state
+            diff = (a - b)[batch["attention_mask"].bool()].abs().max().item()
+            results = {}
+            for _ in range(2):  # interleave the two models to share any drift of the machine
+                results.setdefault("ours", []).append(
+                    timeit(lambda: ours.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]), args.repeats)
+                )
+                results.setdefault("ref", []).append(timeit(lambda: ref(**batch), args.repeats))
+        t_ours, t_ref = min(results["ours"]), min(results["ref"])
+        print(f"| forward | {T} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_ours / t_ref:.3f} | {diff:.1e} |")
+
+    ours_st = SentenceTransformer(modules=[ours, Pooling(ours.get_embedding_dimension(), "mean"), Normalize()])
+    ref_st = SentenceTransformer(path)
+    texts = sentences[:512]
+    enc = dict(batch_size=args.batch_size, convert_to_tensor=True)
+    diff = (ours_st.encode(texts, **enc) - ref_st.encode(texts, **enc)).abs().max().item()
+    t_ours = min(timeit(lambda: ours_st.encode(texts, **enc), 3) for _ in range(2))
+    t_ref = min(timeit(lambda: ref_st.encode(texts, **enc), 3) for _ in range(2))
+    n = len(texts)
+    print(
+        f"| encode (STS-B dev, {n} sentences; sentences/s) | dynamic | {n / t_ours:.0f} | {n / t_ref:.0f} "
+        f"| {t_ours / t_ref:.3f} | {diff:.1e} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Distil a teacher SentenceTransformer into the student (VocabSetEncoder + DeepSetsPooling + Normalize) with MSE.
+
+Teacher sentence embeddings are computed once and cached (``st_bertapprox.teacher.encode_cached``); training runs
+through ``SentenceTransformerTrainer`` with ``MSELoss`` (label column = teacher embedding), a warm-up + cosine learning
+rate schedule, gradient clipping, evaluation every epoch on STS-B dev and on held-out agreement with the teacher, and
+best-checkpoint selection on the held-out cosine (never on STS-B, which we report). Mixed precision (bf16) on GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
+from sentence_transformers.base.evaluation import SequentialEvaluator
+from sentence_transformers.sentence_transformer.losses import MSELoss
+from sentence_transformers.sentence_transformer.modules import Normalize
+
+from .evaluation import TeacherAgreementEvaluator, stsb_evaluator
+from .modules.student import DeepSetsPooling, VocabSetEncoder
+from .teacher import encode_cached
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillConfig:
+    """Training recipe for the student; the defaults are the ones behind the README table."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    pooling: dict = field(default_factory=lambda: {"phi_hidden_dim": 1024, "num_heads": 4, "rho_hidden_dim": 1024})
+    eval_stsb: bool = True  # report STS-B dev each epoch (monitoring only: selection uses held-out cosine)
+    logging_steps: int = 50
+    dataloader_num_workers: int = 0
+
+
+def build_student(encoder: VocabSetEncoder, pooling: dict | None = None) -> SentenceTransformer:
+    """``SentenceTransformer([encoder, DeepSetsPooling, Normalize])``; ``pooling`` are DeepSetsPooling kwargs."""
+    deepsets = DeepSetsPooling(encoder.get_embedding_dimension(), **(pooling or {}))
+    return SentenceTransformer(modules=[encoder, deepsets, Normalize()])
+
+
+def distill(
+    teacher: SentenceTransformer,
+    encoder: VocabSetEncoder,
+    train_texts: list[str],
+    heldout_texts: list[str],
+    output_dir: str,
+    config: DistillConfig | None = None,
+    teacher_batch_size: int = 64,
+    devices: list[str] | None = None,
+    show_progress_bar: bool = True,
+) -> tuple[SentenceTransformer, dict[str, float]]:
+    """Train a student on ``train_texts``; returns the best model (by held-out cosine) and its final metrics."""
+    config = config or DistillConfig()
+    if not train_texts or not heldout_texts:
+        raise ValueError("distill needs non-empty train_texts and heldout_texts")
+    kw = dict(batch_size=teacher_batch_size, devices=devices, show_progress_bar=show_progress_bar)
+    train_emb = encode_cached(teacher, train_texts, name="corpus", **kw)
+    heldout_emb = encode_cached(teacher, heldout_texts, name="heldout", **kw)
+    if train_emb.shape[1] != encoder.get_embedding_dimension():
+        raise ValueError(
+            f"The teacher's sentence embeddings have {train_emb.shape[1]} dims but the vocabulary's entry embeddings "
+            f"have {encoder.get_embedding_dimension()}: build the vocabulary with this teacher."
+        )
+    torch.manual_seed(config.seed)
+    student = build_student(encoder, config.pooling)
+    train_dataset = Dataset.from_dict({"sentence": train_texts, "label": train_emb.astype(np.float32)})
+    agreement = TeacherAgreementEvaluator(heldout_texts, heldout_emb, name="heldout")
+    evaluators = [agreement] + ([stsb_evaluator("dev")] if config.eval_stsb else [])
+    evaluator = SequentialEvaluator(evaluators, main_score_function=lambda scores: scores[0])
+    cuda = torch.cuda.is_available()
+    args = SentenceTransformerTrainingArguments(
+        output_dir=os.path.join(output_dir, "checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio,
+        lr_scheduler_type="cosine",
+        max_grad_norm=config.max_grad_norm,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_heldout_cosine",
+        greater_is_better=True,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        dataloader_num_workers=config.dataloader_num_workers,
+        disable_tqdm=not show_progress_bar,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=student, args=args, train_dataset=train_dataset, loss=MSELoss(student), evaluator=evaluator
+    )
+    trainer.train()
+    student.eval()
+    metrics = {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
+    return student, metrics

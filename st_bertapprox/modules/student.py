@@ -1,0 +1,253 @@
+"""The student: `VocabSetEncoder` (text -> set of vocabulary entries -> frozen teacher embeddings) and
+`DeepSetsPooling` (per-entry MLP phi -> masked multi-head attention pooling -> output MLP rho).
+
+DeepSets: Zaheer et al. (2017), "Deep Sets"; attention pooling with learned queries: Lee et al. (2019), "Set
+Transformer" (PMA). Everything is masked, so padding and the order of entries never change the output, and an empty
+set (all padding) gives a zero vector, never NaN.
+
+Folding: phi and the attention logits see one entry at a time, so ``fold_student`` precomputes them for every
+vocabulary entry; the folded model's online cost is a table lookup, a softmax-weighted sum and rho.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import torch
+from sentence_transformers.sentence_transformer.modules import InputModule, Module
+from torch import Tensor, nn
+
+from .files import find_file, load_json, load_tensors, save_json, save_tensors
+from .vocab import NGramVocab
+
+
+class VocabSetEncoder(InputModule):
+    """Input module: tokenizes text into vocabulary entries and looks up their frozen teacher embeddings.
+
+    ``preprocess`` gives padded ``input_ids`` (entry ids) and ``attention_mask``; ``forward`` writes
+    ``token_embeddings`` (B, T, C) from the frozen ``(V, C)`` table. A folded student stores phi(x) and the attention
+    logits in that table instead (``folded_heads`` > 0).
+
+    Args:
+        vocab: An :class:`NGramVocab` or a path to ``vocab.json``.
+        embeddings: ``(V, C)`` table aligned with the vocabulary's entry ids.
+        max_seq_length: At most this many entries per text are kept (the first ones).
+        folded_heads: Number of attention-logit columns at the end of each row (0 for raw teacher embeddings).
+
+    Example::
+
+        encoder = VocabSetEncoder.load("path/to/vocab_dir")  # written by `st-bertapprox build-vocab`
+        student = SentenceTransformer(modules=[encoder, DeepSetsPooling(encoder.get_embedding_dimension()), Normalize()])
+    """
+
+    config_keys: list[str] = ["max_seq_length", "folded_heads", "vocab_fingerprint"]
+    config_file_name: str = "vocab_set_encoder_config.json"
+    vocab_file_name: str = "vocab.json"
+
+    def __init__(
+        self,
+        vocab: NGramVocab | str,
+        embeddings: Tensor,
+        max_seq_length: int = 256,
+        folded_heads: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.vocab = vocab if isinstance(vocab, NGramVocab) else NGramVocab.load(vocab)
+        if embeddings.dim() != 2 or embeddings.size(0) != len(self.vocab):
+            raise ValueError(
+                f"The embedding table has shape {tuple(embeddings.shape)} but the vocabulary has {len(self.vocab)} "
+                "entries: table and vocabulary do not belong together (rebuild with `st-bertapprox build-vocab`)."
+            )
+        self.embeddings = nn.Embedding.from_pretrained(embeddings.float(), freeze=True)
+        self.max_seq_length = max_seq_length
+        self.folded_heads = folded_heads
+        self.vocab_fingerprint = self.vocab.fingerprint()
+
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Tensor]:
+        if not inputs:
+            return {}
+        bad = next((t for t in inputs if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"VocabSetEncoder expects strings, got {type(bad).__name__}: {bad!r}")
+        if prompt:
+            inputs = self._prepend_prompt(inputs, prompt)
+        max_len = kwargs.get("max_length") or self.max_seq_length
+        rows = [self.vocab.tokenize(text)[:max_len] for text in inputs]
+        T = max(1, max(map(len, rows)))
+        input_ids = torch.tensor([row + [0] * (T - len(row)) for row in rows], dtype=torch.long)  # (B, T)
+        return {"input_ids": input_ids, "attention_mask": (input_ids != 0).long()}
+
+    def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        features["token_embeddings"] = self.embeddings(features["input_ids"])  # (B, T, C)
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return self.embeddings.embedding_dim - self.folded_heads
+
+    @property
+    def tokenizer(self) -> NGramVocab:
+        return self.vocab
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        os.makedirs(output_path, exist_ok=True)
+        self.vocab.save(os.path.join(output_path, self.vocab_file_name))
+        # fp16 on disk halves the size; lookups run in fp32
+        save_tensors(
+            {"embeddings": self.embeddings.weight.half()},
+            os.path.join(output_path, "model.safetensors"),
+            metadata={"vocab_fingerprint": self.vocab_fingerprint},
+        )
+        save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> VocabSetEncoder:
+        hub_kwargs = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
+        paths = {
+            name: find_file(model_name_or_path, name, subfolder=subfolder, **hub_kwargs)
+            for name in (cls.vocab_file_name, "model.safetensors", cls.config_file_name)
+        }
+        missing = [name for name, path in paths.items() if path is None]
+        if missing:
+            raise FileNotFoundError(
+                f"{model_name_or_path!r} is missing {missing}: not a VocabSetEncoder folder (build one with "
+                "`st-bertapprox build-vocab`)."
+            )
+        config = load_json(paths[cls.config_file_name])
+        vocab = NGramVocab.load(paths[cls.vocab_file_name])
+        expected = config.pop("vocab_fingerprint", None)
+        if expected is not None and expected != vocab.fingerprint():
+            raise ValueError(
+                f"{paths[cls.vocab_file_name]} does not match the embedding table it was saved with (fingerprint "
+                "mismatch): the vocabulary file was modified or mixed up with another build."
+            )
+        table = load_tensors(paths["model.safetensors"])
+        if "embeddings" not in table:
+            raise ValueError(f"{paths['model.safetensors']} has no 'embeddings' tensor: not a VocabSetEncoder table.")
+        return cls(vocab, table["embeddings"], **config)
+
+
+class DeepSetsPooling(Module):
+    """phi per entry -> masked multi-head attention pooling -> rho, into ``sentence_embedding``.
+
+    ``phi(x) = x + MLP(x)`` on every entry embedding; head ``h`` scores an entry with a learned query,
+    ``a_h = q_h . phi(x)`` (one ``Linear(C, H)``), takes a masked softmax over the set and pools its own ``C / H``
+    slice of ``phi(x)``; ``rho`` maps the pooled vector (residually when the widths match) to the output.
+
+    Args:
+        embedding_dimension: Width C of the entry embeddings.
+        phi_hidden_dim: Hidden width of phi's MLP (0: phi is the identity).
+        num_heads: Attention heads H (C must be divisible by H).
+        rho_hidden_dim: Hidden width of rho.
+        output_dim: Width of the sentence embedding (default C).
+        pooling: ``"attention"`` or ``"mean"`` (masked mean of phi(x); for ablations).
+        dropout: Dropout inside phi and rho (training only).
+        folded: Expect ``token_embeddings`` that already hold ``[phi(x) | logits]`` (see :func:`fold_student`).
+    """
+
+    config_keys: list[str] = [
+        "embedding_dimension",
+        "phi_hidden_dim",
+        "num_heads",
+        "rho_hidden_dim",
+        "output_dim",
+        "pooling",
+        "dropout",
+        "folded",
+    ]
+    config_file_name: str = "deepsets_config.json"
+
+    def __init__(
+        self,
+        embedding_dimension: int,
+        phi_hidden_dim: int = 1024,
+        num_heads: int = 4,
+        rho_hidden_dim: int = 1024,
+        output_dim: int | None = None,
+        pooling: str = "attention",
+        dropout: float = 0.1,
+        folded: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if pooling not in ("attention", "mean"):
+            raise ValueError(f"pooling must be 'attention' or 'mean', got {pooling!r}")
+        num_heads = num_heads if pooling == "attention" else 1
+        if embedding_dimension % num_heads:
+            raise ValueError(f"embedding_dimension ({embedding_dimension}) must be divisible by num_heads ({num_heads})")
+        self.embedding_dimension, self.phi_hidden_dim, self.num_heads = embedding_dimension, phi_hidden_dim, num_heads
+        self.rho_hidden_dim, self.output_dim = rho_hidden_dim, output_dim or embedding_dimension
+        self.pooling, self.dropout, self.folded = pooling, dropout, folded
+        C = embedding_dimension
+        if not folded:
+            if phi_hidden_dim:
+                self.phi = nn.Sequential(
+                    nn.Linear(C, phi_hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(phi_hidden_dim, C)
+                )
+            if pooling == "attention":
+                self.attn = nn.Linear(C, num_heads)  # rows are the learned queries q_h
+        self.rho = nn.Sequential(
+            nn.LayerNorm(C), nn.Linear(C, rho_hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(rho_hidden_dim, self.output_dim)
+        )
+
+    def entry_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """phi(x) (..., C) and attention logits (..., H) of entries, each computed from its own embedding."""
+        v = x + self.phi(x) if self.phi_hidden_dim else x
+        logits = self.attn(v) if self.pooling == "attention" else v.new_zeros(*v.shape[:-1], 1)
+        return v, logits
+
+    def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        x, mask = features["token_embeddings"], features["attention_mask"].bool()  # (B, T, C'), (B, T)
+        B, T, _ = x.size()
+        C, H = self.embedding_dimension, self.num_heads
+        if self.folded:
+            v, logits = x[..., :C], x[..., C:]  # (B, T, C), (B, T, H)
+        else:
+            v, logits = self.entry_features(x)
+        # finfo.min instead of -inf keeps an all-padding row finite; multiplying by the mask then zeroes it
+        logits = logits.masked_fill(~mask[..., None], torch.finfo(logits.dtype).min)
+        w = torch.softmax(logits, dim=1) * mask[..., None]  # (B, T, H), sums to 1 over the set
+        pooled = torch.einsum("bth,bthd->bhd", w, v.view(B, T, H, C // H)).reshape(B, C)  # (B, C)
+        out = self.rho(pooled)
+        if self.output_dim == C:
+            out = out + pooled
+        features["sentence_embedding"] = out * mask.any(1, keepdim=True)  # empty set -> zero vector
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return self.output_dim
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
+        save_tensors(self.state_dict(), os.path.join(output_path, "model.safetensors"))
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> DeepSetsPooling:
+        hub_kwargs = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
+        model = cls(**cls.load_config(model_name_or_path, subfolder=subfolder, **hub_kwargs))
+        path = find_file(model_name_or_path, "model.safetensors", subfolder=subfolder, **hub_kwargs)
+        if path is None:
+            raise FileNotFoundError(f"No model.safetensors for DeepSetsPooling in {model_name_or_path!r}/{subfolder}")
+        model.load_state_dict(load_tensors(path), strict=True)
+        return model
+
+
+@torch.no_grad()
+def fold_student(model: Any, chunk_size: int = 16384) -> Any:
+    """Fold a ``SentenceTransformer([VocabSetEncoder, DeepSetsPooling, ...])``: precompute ``[phi(x) | logits]`` for
+    every vocabulary entry, so online work is a lookup, a weighted sum and rho. Returns a new SentenceTransformer
+    whose embeddings equal the original's (eval mode) up to float rounding."""
+    from sentence_transformers import SentenceTransformer
+
+    encoder, pooling, *rest = list(model)
+    if not isinstance(encoder, VocabSetEncoder) or not isinstance(pooling, DeepSetsPooling) or pooling.folded:
+        raise ValueError("fold_student expects an unfolded SentenceTransformer([VocabSetEncoder, DeepSetsPooling, ...]).")
+    pooling = copy.deepcopy(pooling).eval()
+    table = encoder.embeddings.weight
+    rows = [torch.cat(pooling.entry_features(table[i : i + chunk_size]), -1) for i in range(0, len(table), chunk_size)]
+    folded_encoder = VocabSetEncoder(encoder.vocab, torch.cat(rows), encoder.max_seq_length, folded_heads=pooling.num_heads)
+    folded_pooling = DeepSetsPooling(**{**pooling.get_config_dict(), "folded": True})
+    folded_pooling.rho.load_state_dict(pooling.rho.state_dict())
+    return SentenceTransformer(modules=[folded_encoder, folded_pooling, *copy.deepcopy(rest)], device=str(model.device))

@@ -1,0 +1,143 @@
+"""Offline half of the student: mine an n-gram / skip-gram vocabulary from a corpus and embed every entry with the teacher.
+
+Selection rule (documented in the README):
+  * words and normalisation exactly as the student's tokenizer (``st_bertapprox.modules.vocab.split_words``);
+  * the ``stop_top_k`` most frequent words are "stop words";
+  * unigrams: the ``max_unigrams`` most frequent words seen at least ``min_count`` times;
+  * n-grams, n = 2..``max_ngram``: ``max_ngrams`` in all, split evenly between the orders (a share an order cannot
+    fill passes to the next order), the most frequent of each order seen at least ``min_count`` times, neither
+    starting nor ending with a stop word;
+  * skip-grams ``w1 _ w3`` (two words with exactly one word between them): the ``max_skipgrams`` most frequent,
+    seen at least ``min_count`` times, neither end a stop word;
+  * fallback pieces: the teacher tokenizer's word pieces and single punctuation tokens (normalised, ``##``
+    continuations kept), plus every letter/digit seen in the corpus as a start and as a continuation piece, so any
+    word of the corpus splits into known pieces.
+Ties are broken alphabetically, so the same corpus always gives the same vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
+
+from .modules.student import VocabSetEncoder
+from .modules.vocab import SKIP, WORD_RE, NGramVocab, normalize, split_words
+from .teacher import encode_cached
+
+logger = logging.getLogger(__name__)
+
+
+def _top(counter: Counter, k: int, min_count: int, keep=lambda key: True) -> list:
+    items = sorted(((key, c) for key, c in counter.items() if c >= min_count and keep(key)), key=lambda kc: (-kc[1], kc[0]))
+    return items[:k]
+
+
+def teacher_pieces(teacher: SentenceTransformer) -> list[str]:
+    """Word pieces of the teacher's tokenizer, normalised to our conventions (``##`` marks a continuation)."""
+    tokenizer = getattr(teacher, "tokenizer", None)
+    vocab = tokenizer.get_vocab() if tokenizer is not None and hasattr(tokenizer, "get_vocab") else {}
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    pieces = set()
+    for token in vocab:
+        if token in special or token.startswith("[") or token.startswith("<"):
+            continue
+        cont = token.startswith("##")
+        body = normalize(token.removeprefix("##").lstrip("\u0120\u2581"))  # BPE "Ġ" / SentencePiece "▁" markers
+        if body and WORD_RE.fullmatch(body) and "'" not in body:
+            pieces.add("##" + body if cont else body)
+        elif len(body) == 1 and not body.isspace() and not cont:  # punctuation, so "!!!" is not [UNK]
+            pieces.add(body)
+    return sorted(pieces)
+
+
+def mine_vocab(
+    texts: Iterable[str],
+    max_ngram: int = 3,
+    max_unigrams: int = 40_000,
+    max_ngrams: int = 30_000,
+    max_skipgrams: int = 5_000,
+    min_count: int = 3,
+    stop_top_k: int = 100,
+    pieces: Iterable[str] = (),
+    overlapping: bool = False,
+    unique: bool = False,
+    show_progress_bar: bool = True,
+) -> NGramVocab:
+    """Count words, n-grams and skip-grams over ``texts`` and select a vocabulary (rules in the module docstring)."""
+    counts = [Counter() for _ in range(max_ngram + 1)]  # counts[n] for n-grams, counts[0] for skip-grams
+    chars: set[str] = set()
+    for text in tqdm(texts, desc="mining n-grams", unit="text", disable=not show_progress_bar):
+        words = split_words(text)
+        counts[1].update(words)
+        for n in range(2, max_ngram + 1):
+            counts[n].update(zip(*(words[k:] for k in range(n))))
+        if max_skipgrams:
+            counts[0].update(zip(words, words[2:]))
+    for word in counts[1]:
+        chars.update(word)
+    if not counts[1]:
+        raise ValueError("The corpus has no words: pass a non-empty corpus of text.")
+    stop = {w for w, _ in _top(counts[1], stop_top_k, 1)}
+    not_stop_ends = lambda key: key[0] not in stop and key[-1] not in stop  # noqa: E731
+    unigrams = _top(counts[1], max_unigrams, min_count)
+    ngrams, budget = [], max_ngrams
+    for n in range(2, max_ngram + 1):
+        share = budget // (max_ngram + 1 - n)  # even split; an order that has fewer candidates passes on its share
+        ngrams += _top(counts[n], share, min_count, not_stop_ends)
+        budget = max_ngrams - len(ngrams)
+    skipgrams = _top(counts[0], max_skipgrams, min_count, not_stop_ends) if max_skipgrams else []
+    alnum = sorted(c for c in chars if WORD_RE.fullmatch(c))
+    all_pieces = sorted(set(pieces) | set(alnum) | {"##" + c for c in alnum})
+    entry_counts = {w: c for w, c in unigrams} | {" ".join(k): c for k, c in ngrams}
+    entry_counts |= {f"{a} {SKIP} {b}": c for (a, b), c in skipgrams}
+    logger.info(
+        f"vocabulary: {len(unigrams)} unigrams, {len(ngrams)} n-grams (n=2..{max_ngram}), {len(skipgrams)} skip-grams, "
+        f"{len(all_pieces)} fallback pieces"
+    )
+    return NGramVocab(
+        [w for w, _ in unigrams] + [" ".join(k) for k, _ in ngrams],
+        [f"{a} {SKIP} {b}" for (a, b), _ in skipgrams],
+        all_pieces,
+        counts=entry_counts,
+        overlapping=overlapping,
+        unique=unique,
+    )
+
+
+def embed_vocab(
+    vocab: NGramVocab,
+    teacher: SentenceTransformer,
+    batch_size: int = 256,
+    devices: list[str] | None = None,
+    max_seq_length: int = 256,
+    show_progress_bar: bool = True,
+) -> VocabSetEncoder:
+    """Encode every entry with the teacher (cached, resumable) into a :class:`VocabSetEncoder`; ``[PAD]`` is zero."""
+    texts = [vocab.teacher_text(i) for i in range(1, len(vocab))]
+    emb = encode_cached(
+        teacher, texts, name="vocab", batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar
+    )
+    table = torch.cat([torch.zeros(1, emb.shape[1]), torch.from_numpy(emb)])
+    return VocabSetEncoder(vocab, table, max_seq_length=max_seq_length)
+
+
+def build_vocab(
+    texts: list[str],
+    teacher: SentenceTransformer,
+    output_dir: str | None = None,
+    batch_size: int = 256,
+    devices: list[str] | None = None,
+    show_progress_bar: bool = True,
+    **mine_kwargs,
+) -> VocabSetEncoder:
+    """Mine a vocabulary from ``texts``, embed it with ``teacher``, and save it to ``output_dir`` (if given)."""
+    vocab = mine_vocab(texts, pieces=teacher_pieces(teacher), show_progress_bar=show_progress_bar, **mine_kwargs)
+    encoder = embed_vocab(vocab, teacher, batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar)
+    if output_dir:
+        encoder.save(output_dir)
+    return encoder
