@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from sentence_transformers.sentence_transformer.losses import MSELoss
 from sentence_transformers.sentence_transformer.modules import Normalize
 
 from .evaluation import TeacherAgreementEvaluator, stsb_evaluator
+from .modules.files import save_json
 from .modules.student import DeepSetsPooling, VocabSetEncoder
 from .teacher import encode_cached
 
@@ -115,3 +116,66 @@ def distill(
     student.eval()
     metrics = {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
     return student, metrics
+
+
+def default_corpus(num_sentences: int, heldout: int = 2000) -> tuple[list[str], list[str], list[str]]:
+    """(mining texts, training texts, held-out texts) from the shared data: Wikipedia sentences + STS-B train.
+
+    The last ``heldout`` Wikipedia lines are held out from mining and training; training uses the first
+    ``num_sentences`` Wikipedia lines plus the unique STS-B train sentences; mining sees all other lines too.
+    """
+    from .data import load_sentences, load_stsb
+
+    wiki = load_sentences()
+    if len(wiki) <= heldout:
+        raise ValueError(f"The corpus has {len(wiki)} sentences; need more than heldout={heldout}.")
+    wiki, held = wiki[:-heldout], wiki[-heldout:]
+    stsb = load_stsb("train")
+    stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
+    return wiki + stsb, stsb + wiki[:num_sentences], held
+
+
+def distill_pipeline(
+    teacher: SentenceTransformer,
+    mine_texts: list[str],
+    train_texts: list[str],
+    heldout_texts: list[str],
+    output_dir: str,
+    config: DistillConfig | None = None,
+    vocab_dir: str | None = None,
+    mine_kwargs: dict | None = None,
+    devices: list[str] | None = None,
+    show_progress_bar: bool = True,
+) -> dict:
+    """Vocabulary (built into ``output_dir/vocab`` unless ``vocab_dir`` holds one) -> distillation -> folding.
+
+    Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with ``trust_remote_code=True``, no
+    st-bertapprox needed) and ``output_dir/results.json``; returns the results.
+    """
+    from .export import save_with_code
+    from .modules.student import fold_student
+    from .vocab_builder import build_vocab
+
+    config = config or DistillConfig()
+    vocab_dir = vocab_dir or os.path.join(output_dir, "vocab")
+    if os.path.exists(os.path.join(vocab_dir, VocabSetEncoder.config_file_name)):
+        logger.info(f"Reusing the vocabulary in {vocab_dir}")
+        encoder = VocabSetEncoder.load(vocab_dir)
+    else:
+        kw = dict(devices=devices, show_progress_bar=show_progress_bar, **(mine_kwargs or {}))
+        encoder = build_vocab(mine_texts, teacher, vocab_dir, **kw)
+    student, metrics = distill(
+        teacher, encoder, train_texts, heldout_texts, output_dir, config, devices=devices, show_progress_bar=show_progress_bar
+    )
+    save_with_code(student, os.path.join(output_dir, "student"))
+    save_with_code(fold_student(student), os.path.join(output_dir, "student-folded"))
+    result = {
+        "metrics": metrics,
+        "vocab_size": len(encoder.vocab),
+        "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
+        "train_sentences": len(train_texts),
+        "heldout_sentences": len(heldout_texts),
+        "config": asdict(config),
+    }
+    save_json(result, os.path.join(output_dir, "results.json"))
+    return result
