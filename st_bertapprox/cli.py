@@ -17,22 +17,15 @@ def _teacher(name: str | None):
     return SentenceTransformer(name or teacher_path(), trust_remote_code=True)
 
 
-def _texts(args) -> tuple[list[str], list[str], list[str]]:
-    from .data import load_sentences
-    from .distill import default_corpus
-
-    if not args.corpus:
-        return default_corpus(args.num_sentences, args.heldout)
-    texts = [t for path in args.corpus for t in load_sentences(path)]
-    if len(texts) <= args.heldout:
-        raise SystemExit(f"--corpus has {len(texts)} lines; need more than --heldout {args.heldout}")
-    return texts[: -args.heldout], texts[: -args.heldout][: args.num_sentences], texts[-args.heldout :]
+def _corpus_spec(args) -> dict:
+    return {"files": args.corpus or None, "num_sentences": args.num_sentences, "heldout": args.heldout}
 
 
 def cmd_build_vocab(args) -> None:
+    from .distill import load_corpus
     from .vocab_builder import build_vocab
 
-    mine_texts, _, _ = _texts(args)
+    mine_texts, _, _ = load_corpus(**_corpus_spec(args))
     encoder = build_vocab(
         mine_texts,
         _teacher(args.teacher),
@@ -49,10 +42,10 @@ def cmd_build_vocab(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from .distill import DistillConfig, distill_pipeline
+    from .distill import DistillConfig, distill_pipeline, load_corpus
 
     config = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate)
-    mine_texts, train_texts, heldout = _texts(args)
+    mine_texts, train_texts, heldout = load_corpus(**_corpus_spec(args))
     result = distill_pipeline(
         _teacher(args.teacher),
         mine_texts,
@@ -62,8 +55,32 @@ def cmd_distill(args) -> None:
         config=config,
         vocab_dir=args.vocab,
         devices=args.devices,
+        corpus_spec=_corpus_spec(args),
     )
     print(json.dumps(result, indent=2))
+
+
+def cmd_push(args) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from .hub import load_card_info, push_to_hub
+
+    model = SentenceTransformer(args.model, trust_remote_code=True)
+    url = push_to_hub(model, args.repo_id, load_card_info(args.model), builtin=args.builtin, private=args.private)
+    print(f"pushed {args.model} to {args.repo_id}: {url}")
+
+
+def cmd_mteb(args) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from .evaluation.mteb import results_path, run_mteb
+
+    model = SentenceTransformer(args.model, trust_remote_code=True)
+    name = args.model_name or f"st-bertapprox/{os.path.basename(os.path.normpath(args.model))}"
+    scores = run_mteb(model, args.tasks, args.output, model_name=name, revision=args.revision, local=not args.official)
+    for task, score in scores.items():
+        print(f"{task}: {score:.4f}")
+    print(f"results: {results_path(args.output, name, args.revision)}")
 
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:
@@ -98,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("push", help="push a saved model (with its module code and model card) to the Hub")
+    p.add_argument("model", help="a saved model folder")
+    p.add_argument("repo_id", help="e.g. user/bert-approx")
+    p.add_argument("--builtin", action="store_true", help="export to built-in ST modules (no custom code)")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("mteb", help="run MTEB tasks (local data offline, official tasks with --official)")
+    p.add_argument("model", help="a model folder or Hub id")
+    p.add_argument("--tasks", nargs="+", default=["STSBenchmark"])
+    p.add_argument("--output", default="runs/mteb")
+    p.add_argument("--model-name", help="name in the results layout (default: st-bertapprox/<folder name>)")
+    p.add_argument("--revision", default="local")
+    p.add_argument("--official", action="store_true", help="use the official task data from the Hub (online)")
+    p.set_defaults(func=cmd_mteb)
     return parser
 
 

@@ -44,13 +44,17 @@ class DistillConfig:
     max_grad_norm: float = 1.0
     seed: int = 42
     pooling: dict = field(default_factory=lambda: {"phi_hidden_dim": 1024, "num_heads": 4, "rho_hidden_dim": 1024})
+    adapter_rank: int = 0  # trainable low-rank per-entry correction of the frozen teacher table (0 = none)
     eval_stsb: bool = True  # report STS-B dev each epoch (monitoring only: selection uses held-out cosine)
     logging_steps: int = 50
     dataloader_num_workers: int = 0
 
 
-def build_student(encoder: VocabSetEncoder, pooling: dict | None = None) -> SentenceTransformer:
+def build_student(encoder: VocabSetEncoder, pooling: dict | None = None, adapter_rank: int = 0) -> SentenceTransformer:
     """``SentenceTransformer([encoder, DeepSetsPooling, Normalize])``; ``pooling`` are DeepSetsPooling kwargs."""
+    if adapter_rank != encoder.adapter_rank:
+        table = encoder.embeddings.weight
+        encoder = VocabSetEncoder(encoder.vocab, table, encoder.max_seq_length, adapter_rank=adapter_rank, storage_dtype=encoder.storage_dtype)
     deepsets = DeepSetsPooling(encoder.get_embedding_dimension(), **(pooling or {}))
     return SentenceTransformer(modules=[encoder, deepsets, Normalize()])
 
@@ -79,7 +83,7 @@ def distill(
             f"have {encoder.get_embedding_dimension()}: build the vocabulary with this teacher."
         )
     torch.manual_seed(config.seed)
-    student = build_student(encoder, config.pooling)
+    student = build_student(encoder, config.pooling, config.adapter_rank)
     train_dataset = Dataset.from_dict({"sentence": train_texts, "label": train_emb.astype(np.float32)})
     agreement = TeacherAgreementEvaluator(heldout_texts, heldout_emb, name="heldout")
     evaluators = [agreement] + ([stsb_evaluator("dev")] if config.eval_stsb else [])
@@ -118,21 +122,25 @@ def distill(
     return student, metrics
 
 
-def default_corpus(num_sentences: int, heldout: int = 2000) -> tuple[list[str], list[str], list[str]]:
-    """(mining texts, training texts, held-out texts) from the shared data: Wikipedia sentences + STS-B train.
+def load_corpus(files: list[str] | None = None, num_sentences: int = 40_000, heldout: int = 2000) -> tuple[list[str], list[str], list[str]]:
+    """(mining texts, training texts, held-out texts) for distillation.
 
-    The last ``heldout`` Wikipedia lines are held out from mining and training; training uses the first
-    ``num_sentences`` Wikipedia lines plus the unique STS-B train sentences; mining sees all other lines too.
+    Default (``files=None``): the shared Wikipedia sentences plus the unique STS-B train sentences; the last
+    ``heldout`` Wikipedia lines are held out from mining and training, training uses STS-B train plus the first
+    ``num_sentences`` Wikipedia lines, mining sees every other line too. With ``files`` (one text per line): the last
+    ``heldout`` lines are held out, training uses the first ``num_sentences`` of the rest, mining all of the rest.
     """
     from .data import load_sentences, load_stsb
 
-    wiki = load_sentences()
-    if len(wiki) <= heldout:
-        raise ValueError(f"The corpus has {len(wiki)} sentences; need more than heldout={heldout}.")
-    wiki, held = wiki[:-heldout], wiki[-heldout:]
+    texts = [t for path in files for t in load_sentences(path)] if files else load_sentences()
+    if len(texts) <= heldout:
+        raise ValueError(f"The corpus has {len(texts)} sentences; it needs more than heldout={heldout}.")
+    texts, held = texts[:-heldout], texts[-heldout:]
+    if files:
+        return texts, texts[:num_sentences], held
     stsb = load_stsb("train")
     stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
-    return wiki + stsb, stsb + wiki[:num_sentences], held
+    return texts + stsb, stsb + texts[:num_sentences], held
 
 
 def distill_pipeline(
@@ -146,10 +154,12 @@ def distill_pipeline(
     mine_kwargs: dict | None = None,
     devices: list[str] | None = None,
     show_progress_bar: bool = True,
+    corpus_spec: dict | None = None,
 ) -> dict:
     """Vocabulary (built into ``output_dir/vocab`` unless ``vocab_dir`` holds one) -> distillation -> folding.
 
-    Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with ``trust_remote_code=True``, no
+    ``corpus_spec`` (the :func:`load_corpus` arguments that gave the texts) is recorded so benchmarks can rebuild
+    the same corpus. Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with ``trust_remote_code=True``, no
     st-bertapprox needed) and ``output_dir/results.json``; returns the results.
     """
     from .export import save_with_code
@@ -175,6 +185,7 @@ def distill_pipeline(
         "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
         "train_sentences": len(train_texts),
         "heldout_sentences": len(heldout_texts),
+        "corpus": corpus_spec,
         "config": asdict(config),
     }
     save_json(result, os.path.join(output_dir, "results.json"))

@@ -1,9 +1,10 @@
-"""Teacher embeddings, computed once and cached on disk: resumable, chunked, and content-addressed.
+"""Teacher embeddings, computed once and cached on disk per (teacher, text): resumable and reusable.
 
-A cache file is named by a hash of the teacher's weights and of the texts, so changing either recomputes it, and a
-rerun (or a benchmark, or another recipe) reuses it. Encoding runs in chunks; each finished chunk is written
-atomically, so an interrupted run resumes where it stopped. Several devices (GPUs, or CPU processes) are used
-through sentence-transformers' own multi-process pool (``SentenceTransformer.encode(device=[...])``).
+The cache of a teacher lives in ``cache_dir()/<teacher fingerprint>/`` as safetensors chunks; each chunk holds the
+embeddings of some texts and a 128-bit hash of each text. A call encodes only the texts no chunk holds yet, writes
+each finished chunk atomically (so an interrupted run resumes where it stopped), and gathers the rows it needs, so a
+subset, a superset or a reordering of an earlier corpus costs nothing extra. Several devices (GPUs, or CPU processes)
+are used through sentence-transformers' own multi-process pool (``SentenceTransformer.encode(pool=...)``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from .modules.files import load_tensors, save_tensors
+from .modules.files import save_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +41,24 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def texts_fingerprint(texts: list[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
+def text_hashes(texts: list[str]) -> np.ndarray:
+    """(N, 2) int64: a 128-bit blake2b hash of every text."""
+    digest = b"".join(hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts)
+    return np.frombuffer(digest, dtype=np.int64).reshape(-1, 2).copy()
+
+
+def _index(folder: Path) -> dict[tuple[int, int], tuple[Path, int]]:
+    index = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "np") as f:
+                hashes = f.get_tensor("hashes")
+        except Exception:  # a foreign or damaged file: ignore it, its texts are simply encoded again
+            logger.warning(f"Ignoring unreadable cache file {path}")
+            continue
+        for row, (a, b) in enumerate(hashes.tolist()):
+            index[(a, b)] = (path, row)
+    return index
 
 
 def encode_cached(
@@ -57,47 +71,52 @@ def encode_cached(
     show_progress_bar: bool = True,
     directory: str | os.PathLike | None = None,
 ) -> np.ndarray:
-    """``teacher.encode(texts)`` as a float32 array (N, D), cached under ``directory`` (default :func:`cache_dir`).
+    """``teacher.encode(texts)`` as a float32 array (N, D), cached per text under ``directory`` (default
+    :func:`cache_dir`).
 
     Args:
         teacher: Any SentenceTransformer.
-        texts: The texts, in order.
-        name: A label for the cache file name.
+        texts: The texts, in order (duplicates allowed).
+        name: A label for the progress bar.
         batch_size: Encoding batch size.
         chunk_size: Texts per resumable chunk.
         devices: e.g. ``["cuda:0", "cuda:1"]`` to encode with ST's multi-process pool.
-        show_progress_bar: One bar over the chunks.
-        directory: Where cache files go.
+        show_progress_bar: One bar over the chunks still to encode.
+        directory: Root of the cache.
     """
     if not texts:
         raise ValueError("encode_cached got no texts.")
-    directory = Path(directory or cache_dir())
-    key = f"{name}-{model_fingerprint(teacher)}-{texts_fingerprint(texts)}-{len(texts)}"
-    final = directory / f"{key}.safetensors"
-    if final.exists():
-        return load_tensors(final)["embeddings"].numpy()
-    parts = directory / f"{key}.parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    starts = range(0, len(texts), chunk_size)
-    pool = teacher.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
-    try:
-        for start in tqdm(starts, desc=f"teacher: {name}", unit="chunk", disable=not show_progress_bar):
-            part = parts / f"{start:012d}.safetensors"
-            if part.exists():
-                continue
-            emb = teacher.encode(
-                texts[start : start + chunk_size],
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-                pool=pool,
-                **({"device": devices[0]} if devices and pool is None else {}),
-            )
-            save_tensors({"embeddings": torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))}, part)
-    finally:
-        if pool is not None:
-            teacher.stop_multi_process_pool(pool)
-    emb = np.concatenate([load_tensors(parts / f"{s:012d}.safetensors")["embeddings"].numpy() for s in starts])
-    save_tensors({"embeddings": torch.from_numpy(emb)}, final)
-    shutil.rmtree(parts, ignore_errors=True)
-    return emb
+    folder = Path(directory or cache_dir()) / model_fingerprint(teacher)
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes = text_hashes(texts)
+    keys = [tuple(h) for h in hashes.tolist()]
+    index = _index(folder)
+    todo = list({k: i for i, k in enumerate(keys) if k not in index}.values())  # first occurrence of each missing text
+    if todo:
+        pool = teacher.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
+        device = {"device": devices[0]} if devices and pool is None else {}
+        try:
+            starts = range(0, len(todo), chunk_size)
+            for start in tqdm(starts, desc=f"teacher: {name}", unit="chunk", disable=not show_progress_bar):
+                rows = todo[start : start + chunk_size]
+                emb = teacher.encode(
+                    [texts[i] for i in rows], batch_size=batch_size, show_progress_bar=False, pool=pool, **device
+                )
+                path = folder / f"{uuid.uuid4().hex}.safetensors"
+                tensors = {"embeddings": torch.from_numpy(np.asarray(emb, dtype=np.float32)), "hashes": torch.from_numpy(hashes[rows])}
+                save_tensors(tensors, path)
+                index.update({keys[i]: (path, r) for r, i in enumerate(rows)})
+        finally:
+            if pool is not None:
+                teacher.stop_multi_process_pool(pool)
+    by_file: dict[Path, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_file.setdefault(index[k][0], []).append(i)
+    out = None
+    for path, positions in by_file.items():
+        with safe_open(str(path), "np") as f:
+            emb = f.get_tensor("embeddings")
+        if out is None:
+            out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+        out[positions] = emb[[index[keys[i]][1] for i in positions]]
+    return out

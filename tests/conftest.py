@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import os
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any HF import: tests never reach the real Hub
+
 import pytest
 import torch
 

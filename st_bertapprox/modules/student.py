@@ -37,6 +37,8 @@ class VocabSetEncoder(InputModule):
         folded_heads: Number of attention-logit columns at the end of each row (0 for raw teacher embeddings).
         storage_dtype: ``"float16"`` (half the size on disk) or ``"float32"``. The table is rounded to this precision
             on construction, so a saved and reloaded model is bit-identical to the one in memory.
+        adapter_rank: If > 0, a trainable low-rank correction ``U[e] @ V`` (``U``: (V, r), zero-initialised;
+            ``V``: (r, C)) is added to every entry's frozen embedding; it is per-entry, so it folds away.
 
     Example::
 
@@ -44,7 +46,7 @@ class VocabSetEncoder(InputModule):
         student = SentenceTransformer(modules=[encoder, DeepSetsPooling(encoder.get_embedding_dimension()), Normalize()])
     """
 
-    config_keys: list[str] = ["max_seq_length", "folded_heads", "storage_dtype", "vocab_fingerprint"]
+    config_keys: list[str] = ["max_seq_length", "folded_heads", "storage_dtype", "adapter_rank", "vocab_fingerprint"]
     config_file_name: str = "vocab_set_encoder_config.json"
     vocab_file_name: str = "vocab.json"
 
@@ -55,6 +57,8 @@ class VocabSetEncoder(InputModule):
         max_seq_length: int = 256,
         folded_heads: int = 0,
         storage_dtype: str = "float16",
+        adapter_rank: int = 0,
+        adapters: dict[str, Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -71,6 +75,14 @@ class VocabSetEncoder(InputModule):
         self.max_seq_length = max_seq_length
         self.folded_heads = folded_heads
         self.storage_dtype = storage_dtype
+        self.adapter_rank = adapter_rank
+        if adapter_rank:
+            C = embeddings.size(1)
+            self.adapter_u = nn.Parameter(torch.zeros(len(self.vocab), adapter_rank))
+            self.adapter_v = nn.Parameter(torch.randn(adapter_rank, C) / C**0.5)
+            if adapters is not None:
+                self.adapter_u.data.copy_(adapters["adapter_u"])
+                self.adapter_v.data.copy_(adapters["adapter_v"])
         self.vocab_fingerprint = self.vocab.fingerprint()
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Tensor]:
@@ -88,8 +100,18 @@ class VocabSetEncoder(InputModule):
         return {"input_ids": input_ids, "attention_mask": (input_ids != 0).long()}
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
-        features["token_embeddings"] = self.embeddings(features["input_ids"])  # (B, T, C)
+        ids = features["input_ids"]  # (B, T)
+        x = self.embeddings(ids)  # (B, T, C)
+        if self.adapter_rank:
+            x = x + nn.functional.embedding(ids, self.adapter_u) @ self.adapter_v  # (B, T, r) @ (r, C)
+        features["token_embeddings"] = x
         return features
+
+    def table(self) -> Tensor:
+        """The (V, C) entry embeddings the model actually uses (frozen table plus the adapter, if any)."""
+        if self.adapter_rank:
+            return self.embeddings.weight + self.adapter_u @ self.adapter_v
+        return self.embeddings.weight
 
     def get_embedding_dimension(self) -> int:
         return self.embeddings.embedding_dim - self.folded_heads
@@ -101,8 +123,9 @@ class VocabSetEncoder(InputModule):
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         os.makedirs(output_path, exist_ok=True)
         self.vocab.save(os.path.join(output_path, self.vocab_file_name))
+        adapters = {"adapter_u": self.adapter_u, "adapter_v": self.adapter_v} if self.adapter_rank else {}
         save_tensors(
-            {"embeddings": self.embeddings.weight.to(getattr(torch, self.storage_dtype))},
+            {"embeddings": self.embeddings.weight.to(getattr(torch, self.storage_dtype)), **adapters},
             os.path.join(output_path, "model.safetensors"),
             metadata={"vocab_fingerprint": self.vocab_fingerprint},
         )
@@ -132,7 +155,7 @@ class VocabSetEncoder(InputModule):
         table = load_tensors(paths["model.safetensors"])
         if "embeddings" not in table:
             raise ValueError(f"{paths['model.safetensors']} has no 'embeddings' tensor: not a VocabSetEncoder table.")
-        return cls(vocab, table["embeddings"], **config)
+        return cls(vocab, table.pop("embeddings"), **config, adapters=table or None)
 
 
 class DeepSetsPooling(Module):
@@ -263,7 +286,7 @@ def fold_student(model: Any, storage_dtype: str = "float32", chunk_size: int = 1
     if not isinstance(encoder, VocabSetEncoder) or not isinstance(pooling, DeepSetsPooling) or pooling.folded:
         raise ValueError("fold_student expects an unfolded SentenceTransformer([VocabSetEncoder, DeepSetsPooling, ...]).")
     pooling = copy.deepcopy(pooling).eval()
-    table = encoder.embeddings.weight
+    table = encoder.table()
     rows = [torch.cat(pooling.entry_features(table[i : i + chunk_size]), -1) for i in range(0, len(table), chunk_size)]
     folded_encoder = VocabSetEncoder(
         encoder.vocab, torch.cat(rows), encoder.max_seq_length, folded_heads=pooling.num_heads, storage_dtype=storage_dtype

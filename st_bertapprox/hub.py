@@ -1,0 +1,128 @@
+"""Model cards and Hub pushes for every model kind we make.
+
+* :func:`save_pretrained`: a self-contained folder (custom module code copied in, see ``export.save_with_code``) or,
+  with ``builtin=True``, built-in modules only; plus a model card rendered from ``templates/model_card.md`` with the
+  measured numbers, and ``card.json`` (the card's inputs, so a later push re-renders the same card).
+* :func:`push_to_hub`: the same folder, uploaded with ``huggingface_hub`` (``create_repo`` + ``upload_folder``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from sentence_transformers import SentenceTransformer
+
+from .export import export_builtin, save_with_code
+from .modules.files import atomic_path, save_json
+
+# metric key in results -> (task type, task name, dataset id, dataset name, split, metric)
+METRICS = {
+    "stsb_dev_spearman": ("STS", "Semantic Textual Similarity", "sentence-transformers/stsb", "STS Benchmark", "validation", "spearman_cosine"),
+    "scifact_ndcg_at_10": ("Retrieval", "Retrieval", "mteb/scifact", "SciFact", "test", "ndcg_at_10"),
+    "heldout_cosine_to_teacher": ("feature-extraction", "Distillation", "wikipedia", "Held-out Wikipedia sentences", "heldout", "cosine_to_teacher"),
+}
+
+
+@dataclass
+class CardInfo:
+    """What a model card says beyond what the model itself tells: provenance and measured results."""
+
+    title: str
+    description: str
+    architecture: str
+    training: str
+    command: str
+    base_model: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    results: dict[str, float] = field(default_factory=dict)  # keys of METRICS, measured values
+    facts: dict[str, str] = field(default_factory=dict)  # shown as a table under "Model"
+    tags: list[str] = field(default_factory=list)
+    eval_note: str = ""
+
+
+def render_card(model: SentenceTransformer, info: CardInfo, repo_id: str, remote_code: bool, code_files: list[str]) -> str:
+    eval_results = [
+        EvalResult(
+            task_type=t_type, task_name=t_name, dataset_type=d_id, dataset_name=d_name, dataset_split=split,
+            metric_type=metric, metric_value=round(float(info.results[key]), 4),
+        )
+        for key, (t_type, t_name, d_id, d_name, split, metric) in METRICS.items()
+        if key in info.results
+    ]
+    card_data = ModelCardData(
+        library_name="sentence-transformers",
+        pipeline_tag="sentence-similarity",
+        tags=["sentence-transformers", "feature-extraction", "sentence-similarity", "st-bertapprox", *info.tags],
+        base_model=info.base_model,
+        datasets=info.datasets or None,
+        model_name=repo_id,
+        eval_results=eval_results or None,
+        license="apache-2.0",
+        language="en",
+    )
+    facts = {"embedding dimension": str(model.get_embedding_dimension()), **info.facts}
+    rows = [{"task": METRICS[k][3], "metric": METRICS[k][5], "value": v} for k, v in info.results.items() if k in METRICS]
+    card = ModelCard.from_template(
+        card_data,
+        template_str=files("st_bertapprox").joinpath("templates/model_card.md").read_text(encoding="utf-8"),
+        title=info.title,
+        description=info.description,
+        repo_id=repo_id,
+        remote_code=remote_code,
+        code_files=", ".join(f"`{f}`" for f in code_files),
+        architecture=info.architecture,
+        facts=facts,
+        training=info.training,
+        command=info.command,
+        results=rows,
+        eval_note=info.eval_note,
+    )
+    return str(card)
+
+
+def save_pretrained(
+    model: SentenceTransformer, path: str, info: CardInfo | None = None, repo_id: str | None = None, builtin: bool = False
+) -> None:
+    """Save a loadable-anywhere folder (+ model card when ``info`` is given)."""
+    if builtin:
+        export_builtin(model, path)
+    else:
+        save_with_code(model, path)
+    if info is None:
+        return
+    modules = json.loads(Path(path, "modules.json").read_text(encoding="utf-8"))
+    remote = not all(m["type"].startswith("sentence_transformers.") for m in modules)
+    code_files = sorted(p.name for p in Path(path).glob("*.py"))
+    card = render_card(model, info, repo_id or info.title, remote, code_files)
+    with atomic_path(os.path.join(path, "README.md")) as tmp:
+        Path(tmp).write_text(card, encoding="utf-8")
+    save_json(asdict(info), os.path.join(path, "card.json"))
+
+
+def load_card_info(path: str) -> CardInfo | None:
+    card = Path(path, "card.json")
+    return CardInfo(**json.loads(card.read_text(encoding="utf-8"))) if card.exists() else None
+
+
+def push_to_hub(
+    model: SentenceTransformer,
+    repo_id: str,
+    info: CardInfo | None = None,
+    builtin: bool = False,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload st-bertapprox model",
+) -> str:
+    """Save like :func:`save_pretrained` into a temporary folder and upload it; returns the commit URL."""
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp, info, repo_id=repo_id, builtin=builtin)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+    return str(commit)

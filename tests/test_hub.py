@@ -1,0 +1,141 @@
+"""Hub round trips over real HTTP (a Hub-compatible server on 127.0.0.1, the real huggingface_hub client), the
+offline HF-cache path, trust_remote_code behaviour, and model cards with measured numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from hub_server import HubServer
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize
+
+from st_bertapprox import MLPMeanPooling
+from st_bertapprox.hub import CardInfo, save_pretrained
+from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
+from st_bertapprox.modules.vocab import NGramVocab
+
+TEXTS = ["A man is playing a guitar.", "Three dogs run through the snow!", "", "naïve café"]
+
+# Runs in a fresh interpreter where importing st_bertapprox fails: the model must load from the repo's own code.
+LOAD_WITHOUT_PACKAGE = r"""
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "st_bertapprox":
+            raise ImportError("st_bertapprox is not installed here")
+sys.meta_path.insert(0, Block())
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], trust_remote_code=sys.argv[2] == "trust", device="cpu")
+print(json.dumps(model.encode(json.loads(sys.argv[3])).tolist()))
+"""
+
+PUSH = r"""
+import sys
+from sentence_transformers import SentenceTransformer
+from st_bertapprox.hub import load_card_info, push_to_hub
+model = SentenceTransformer(sys.argv[1], trust_remote_code=True, device="cpu")
+print(push_to_hub(model, sys.argv[2], load_card_info(sys.argv[1]), builtin=sys.argv[3] == "builtin"))
+"""
+
+
+def run(code: str, *args: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(f"subprocess failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def hub_env(tmp_path, name: str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    home = tmp_path / f"hf-home-{name}"
+    home.mkdir()
+    return {**env, "HF_HOME": str(home), "HF_TOKEN": "hf_dummy", "HF_HUB_DISABLE_TELEMETRY": "1", **extra}
+
+
+def tiny_student() -> SentenceTransformer:
+    vocab = NGramVocab(["a", "man", "is", "playing", "guitar", "dogs", "snow", "three"], ["man _ playing"], ["c", "##a", "n", "!"])
+    torch.manual_seed(0)
+    pool = DeepSetsPooling(16, 32, 4, 32)
+    for p in pool.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return SentenceTransformer(modules=[VocabSetEncoder(vocab, torch.randn(len(vocab), 16)), pool, Normalize()], device="cpu")
+
+
+def card(results: dict) -> CardInfo:
+    return CardInfo(
+        title="bert-approx test model",
+        description="A test model.",
+        architecture="test architecture",
+        training="trained in a test",
+        command="pytest tests/test_hub.py",
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        results=results,
+    )
+
+
+@pytest.fixture(scope="module")
+def bert_mlp_model(minilm_path):
+    from st_bertapprox import BertTransformer
+
+    torch.manual_seed(0)
+    pool = MLPMeanPooling(384, hidden_dims=[384], residual=True)
+    for layer in pool.layers:
+        torch.nn.init.normal_(layer.linear.weight, std=0.02)
+    return SentenceTransformer(modules=[BertTransformer(minilm_path), pool, Normalize()], device="cpu")
+
+
+@pytest.mark.parametrize("kind", ["student", "folded-student", "bert-mlp"])
+def test_push_then_load_by_repo_id_without_the_package(kind, tmp_path, bert_mlp_model):
+    model = {"student": tiny_student, "folded-student": lambda: fold_student(tiny_student())}.get(kind, lambda: bert_mlp_model)()
+    ref = model.encode(TEXTS)
+    folder = tmp_path / "saved"
+    save_pretrained(model, str(folder), card({"stsb_dev_spearman": 0.1234}))
+    repo = f"user/bert-approx-{kind}"
+    with HubServer(tmp_path / "hub") as hub:
+        url = run(PUSH, str(folder), repo, "custom", env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url))
+        assert repo in url
+        out = run(LOAD_WITHOUT_PACKAGE, repo, "trust", json.dumps(TEXTS), env=hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url))
+        assert f"GET /api/models/{repo}" in " ".join(hub.requests)
+    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-6
+
+    # offline: the same repo id resolved from an HF cache laid out as the Hub would (the server's storage is one)
+    offline = hub_env(tmp_path, "offline", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"))
+    out = run(LOAD_WITHOUT_PACKAGE, repo, "trust", json.dumps(TEXTS), env=offline)
+    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-6
+
+    # without trust_remote_code, sentence-transformers refuses our code with its own message
+    with pytest.raises(AssertionError, match="trust_remote_code=True"):
+        run(LOAD_WITHOUT_PACKAGE, repo, "no-trust", json.dumps(TEXTS), env=offline)
+
+
+def test_builtin_export_pushes_and_loads_without_trust_remote_code(tmp_path, scratch_minilm):
+    ref = scratch_minilm.encode(TEXTS)
+    folder = tmp_path / "saved"
+    save_pretrained(scratch_minilm, str(folder), card({"stsb_dev_spearman": 0.8672}))
+    with HubServer(tmp_path / "hub") as hub:
+        run(PUSH, str(folder), "user/minilm-scratch", "builtin", env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url))
+        out = run(LOAD_WITHOUT_PACKAGE, "user/minilm-scratch", "no-trust", json.dumps(TEXTS),
+                  env=hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url))
+    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-5
+
+
+def test_model_card_has_measured_numbers_and_metadata(tmp_path):
+    save_pretrained(tiny_student(), str(tmp_path), card({"stsb_dev_spearman": 0.81234, "scifact_ndcg_at_10": 0.54321}),
+                    repo_id="user/bert-approx")
+    text = (tmp_path / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["library_name"] == "sentence-transformers" and "st-bertapprox" in meta["tags"]
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    values = {r["dataset"]["name"]: r["metrics"][0]["value"] for r in meta["model-index"][0]["results"]}
+    assert values == {"STS Benchmark": 0.8123, "SciFact": 0.5432}
+    assert 'SentenceTransformer("user/bert-approx", trust_remote_code=True)' in text
+    assert "| STS Benchmark | spearman_cosine | 0.8123 |" in text and "pytest tests/test_hub.py" in text
+    assert "{{" not in text and "}}" not in text
+    assert json.loads((tmp_path / "card.json").read_text())["results"]["scifact_ndcg_at_10"] == 0.54321
