@@ -23,15 +23,18 @@ from st_bertapprox import BertTransformer
 from st_bertapprox.data import load_stsb, teacher_path
 
 
-def timeit(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds after two warm-up calls."""
-    fn(), fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median wall time (s) of each function, calls interleaved (order flipped every round) so that both see the
+    same machine state; two warm-up calls each."""
+    for fn in fns.values():
+        fn(), fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(repeats):
+        for name in list(fns) if i % 2 == 0 else list(fns)[::-1]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -60,13 +63,14 @@ def main() -> None:
             a = ours.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])[0]
             b = ref(**batch).last_hidden_state
             diff = (a - b)[batch["attention_mask"].bool()].abs().max().item()
-            results = {}
-            for _ in range(2):  # interleave the two models to share any drift of the machine
-                results.setdefault("ours", []).append(
-                    timeit(lambda: ours.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]), args.repeats)
-                )
-                results.setdefault("ref", []).append(timeit(lambda: ref(**batch), args.repeats))
-        t_ours, t_ref = min(results["ours"]), min(results["ref"])
+            med = interleaved(
+                {
+                    "ours": lambda b=batch: ours.bert(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+                    "ref": lambda b=batch: ref(**b),
+                },
+                args.repeats,
+            )
+        t_ours, t_ref = med["ours"], med["ref"]
         print(f"| forward | {T} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_ours / t_ref:.3f} | {diff:.1e} |")
 
     ours_st = SentenceTransformer(modules=[ours, Pooling(ours.get_embedding_dimension(), "mean"), Normalize()])
@@ -74,8 +78,8 @@ def main() -> None:
     texts = sentences[:512]
     enc = dict(batch_size=args.batch_size, convert_to_tensor=True)
     diff = (ours_st.encode(texts, **enc) - ref_st.encode(texts, **enc)).abs().max().item()
-    t_ours = min(timeit(lambda: ours_st.encode(texts, **enc), 3) for _ in range(2))
-    t_ref = min(timeit(lambda: ref_st.encode(texts, **enc), 3) for _ in range(2))
+    med = interleaved({"ours": lambda: ours_st.encode(texts, **enc), "ref": lambda: ref_st.encode(texts, **enc)}, 6)
+    t_ours, t_ref = med["ours"], med["ref"]
     n = len(texts)
     print(
         f"| encode (STS-B dev, {n} sentences; sentences/s) | dynamic | {n / t_ours:.0f} | {n / t_ref:.0f} "

@@ -1,4 +1,4 @@
-"""``st-bertapprox`` command line: build-vocab, distill (more subcommands register themselves below)."""
+"""``st-bertapprox`` command line: build-vocab, distill, finetune, push, mteb."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ def _teacher(name: str | None):
 
 
 def _corpus_spec(args) -> dict:
-    return {"files": args.corpus or None, "num_sentences": args.num_sentences, "heldout": args.heldout}
+    return {
+        "files": args.corpus or None,
+        "num_sentences": args.num_sentences,
+        "heldout": args.heldout,
+        "hf_dataset": args.hf_dataset,
+        "text_column": args.text_column,
+    }
 
 
 def cmd_build_vocab(args) -> None:
@@ -42,9 +48,17 @@ def cmd_build_vocab(args) -> None:
 
 
 def cmd_distill(args) -> None:
+    import shlex
+
     from .distill import DistillConfig, distill_pipeline, load_corpus
 
-    config = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate)
+    defaults = DistillConfig()
+    config = DistillConfig(
+        epochs=args.epochs or defaults.epochs,
+        batch_size=args.batch_size or defaults.batch_size,
+        learning_rate=args.learning_rate or defaults.learning_rate,
+        adapter_rank=defaults.adapter_rank if args.adapter_rank is None else args.adapter_rank,
+    )
     mine_texts, train_texts, heldout = load_corpus(**_corpus_spec(args))
     result = distill_pipeline(
         _teacher(args.teacher),
@@ -56,6 +70,8 @@ def cmd_distill(args) -> None:
         vocab_dir=args.vocab,
         devices=args.devices,
         corpus_spec=_corpus_spec(args),
+        command="st-bertapprox " + " ".join(shlex.quote(a) for a in args.argv),
+        teacher_id=args.teacher or "sentence-transformers/all-MiniLM-L6-v2",
     )
     print(json.dumps(result, indent=2))
 
@@ -83,9 +99,38 @@ def cmd_mteb(args) -> None:
     print(f"results: {results_path(args.output, name, args.revision)}")
 
 
+def cmd_finetune(args) -> None:
+    import shlex
+
+    from .data import teacher_path
+    from .finetune import FinetuneConfig, finetune_job
+
+    config = FinetuneConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        max_train_pairs=args.max_train_pairs,
+    )
+    command = "st-bertapprox " + " ".join(shlex.quote(a) for a in args.argv)
+    results = finetune_job(args.base or teacher_path(), args.output, tuple(args.poolings), config, command=command)
+    demo = results["demo"]
+    print("\nCosine similarity of sentence pairs, before -> after fine-tuning (mean / MLP-then-mean):")
+    for i, (a, b) in enumerate(demo["pairs"]):
+        after = " / ".join(f"{demo[f'after_{p}'][i]:.3f}" for p in args.poolings)
+        print(f"  {demo['before'][i]:.3f} -> {after}   {a!r} vs {b!r}")
+    print("\nContextual token vectors (cosine), base model:")
+    for key, value in demo["probe_before"].items():
+        print(f"  {value:.3f}  {key}")
+    print("\n" + results["table"])
+    print(f"\nresults: {os.path.join(args.output, 'results.json')}")
+
+
 def _corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="teacher SentenceTransformer (folder or Hub id); default: all-MiniLM-L6-v2")
     p.add_argument("--corpus", nargs="*", help="text files, one sentence per line (default: shared Wikipedia + STS-B)")
+    p.add_argument("--hf-dataset", help="a Hugging Face dataset to use as corpus instead (its train split)")
+    p.add_argument("--text-column", default="text", help="the text column of --hf-dataset")
     p.add_argument("--num-sentences", type=int, default=40_000, help="training sentences taken from the corpus")
     p.add_argument("--heldout", type=int, default=2000, help="last lines of the corpus kept for held-out metrics")
     p.add_argument("--devices", nargs="*", help="e.g. cuda:0 cuda:1: encode with ST's multi-process pool")
@@ -111,10 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_args(p)
     p.add_argument("--output", required=True)
     p.add_argument("--vocab", help="an existing build-vocab folder (default: build one into OUTPUT/vocab)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, help="default: DistillConfig.epochs")
+    p.add_argument("--batch-size", type=int, help="default: DistillConfig.batch_size")
+    p.add_argument("--learning-rate", type=float, help="default: DistillConfig.learning_rate")
+    p.add_argument("--adapter-rank", type=int, help="rank of the trainable entry adapter (0: none)")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("finetune", help="fine-tune the scratch-BERT MiniLM on STS-B (CosineSimilarityLoss)")
+    p.add_argument("--base", help="BERT checkpoint to start from (default: the embedded all-MiniLM-L6-v2)")
+    p.add_argument("--output", default="runs/stsb")
+    p.add_argument("--poolings", nargs="+", default=["mean", "mlp"], choices=["mean", "mlp"])
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=2e-5)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-train-pairs", type=int, help="train on a random subset (quick runs)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("push", help="push a saved model (with its module code and model card) to the Hub")
     p.add_argument("model", help="a saved model folder")
@@ -135,8 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args.argv = argv  # recorded in model cards as the exact command
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         args.func(args)

@@ -58,7 +58,9 @@ def load_stsb(split: str = "train") -> Dataset:
             rows = [row for row in csv.reader(f) if row]
         bad = next((i for i, row in enumerate(rows) if len(row) != 3), None)
         if bad is not None:
-            raise ValueError(f"{local}, line {bad + 1}: expected 3 columns (sentence1, sentence2, score), got {rows[bad]}")
+            raise ValueError(
+                f"{local}, line {bad + 1}: expected 3 columns (sentence1, sentence2, score), got {rows[bad]}"
+            )
         return Dataset.from_dict(
             {
                 "sentence1": [r[0] for r in rows],
@@ -97,7 +99,9 @@ def load_sentences(path: str | os.PathLike | None = None, limit: int | None = No
     return out
 
 
-def load_beir(name: str = "scifact", split: str = "test") -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+def load_beir(
+    name: str = "scifact", split: str = "test"
+) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
     """A BEIR-layout retrieval set: (corpus id -> "title text", query id -> text, qrels query -> {doc: score})."""
     root = dataset_path(name)
     corpus, queries, qrels = {}, {}, {}

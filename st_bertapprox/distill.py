@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -43,8 +44,9 @@ class DistillConfig:
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
     seed: int = 42
-    pooling: dict = field(default_factory=lambda: {"phi_hidden_dim": 1024, "num_heads": 4, "rho_hidden_dim": 1024})
-    adapter_rank: int = 0  # trainable low-rank per-entry correction of the frozen teacher table (0 = none)
+    # phi is folded away at export, so its width costs nothing online; rho runs once per text, so it stays narrow
+    pooling: dict = field(default_factory=lambda: {"phi_hidden_dim": 1024, "num_heads": 4, "rho_hidden_dim": 512})
+    adapter_rank: int = 32  # trainable low-rank per-entry correction of the frozen teacher table (0 = none)
     eval_stsb: bool = True  # report STS-B dev each epoch (monitoring only: selection uses held-out cosine)
     logging_steps: int = 50
     dataloader_num_workers: int = 0
@@ -54,7 +56,13 @@ def build_student(encoder: VocabSetEncoder, pooling: dict | None = None, adapter
     """``SentenceTransformer([encoder, DeepSetsPooling, Normalize])``; ``pooling`` are DeepSetsPooling kwargs."""
     if adapter_rank != encoder.adapter_rank:
         table = encoder.embeddings.weight
-        encoder = VocabSetEncoder(encoder.vocab, table, encoder.max_seq_length, adapter_rank=adapter_rank, storage_dtype=encoder.storage_dtype)
+        encoder = VocabSetEncoder(
+            encoder.vocab,
+            table,
+            encoder.max_seq_length,
+            adapter_rank=adapter_rank,
+            storage_dtype=encoder.storage_dtype,
+        )
     deepsets = DeepSetsPooling(encoder.get_embedding_dimension(), **(pooling or {}))
     return SentenceTransformer(modules=[encoder, deepsets, Normalize()])
 
@@ -96,7 +104,7 @@ def distill(
         per_device_eval_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio,
+        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
         lr_scheduler_type="cosine",
         max_grad_norm=config.max_grad_norm,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -117,26 +125,40 @@ def distill(
         model=student, args=args, train_dataset=train_dataset, loss=MSELoss(student), evaluator=evaluator
     )
     trainer.train()
+    shutil.rmtree(args.output_dir, ignore_errors=True)  # the best checkpoint is loaded; the rest is clutter
     student.eval()
     metrics = {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
     return student, metrics
 
 
-def load_corpus(files: list[str] | None = None, num_sentences: int = 40_000, heldout: int = 2000) -> tuple[list[str], list[str], list[str]]:
+def load_corpus(
+    files: list[str] | None = None,
+    num_sentences: int = 40_000,
+    heldout: int = 2000,
+    hf_dataset: str | None = None,
+    text_column: str = "text",
+    split: str = "train",
+) -> tuple[list[str], list[str], list[str]]:
     """(mining texts, training texts, held-out texts) for distillation.
 
-    Default (``files=None``): the shared Wikipedia sentences plus the unique STS-B train sentences; the last
-    ``heldout`` Wikipedia lines are held out from mining and training, training uses STS-B train plus the first
-    ``num_sentences`` Wikipedia lines, mining sees every other line too. With ``files`` (one text per line): the last
-    ``heldout`` lines are held out, training uses the first ``num_sentences`` of the rest, mining all of the rest.
+    Default: the shared Wikipedia sentences plus the unique STS-B train sentences; the last ``heldout`` Wikipedia
+    lines are held out from mining and training, training uses STS-B train plus the first ``num_sentences``
+    Wikipedia lines, mining sees every other line too. With ``files`` (one text per line) or an HF ``hf_dataset``
+    (its ``text_column`` of ``split``): the last ``heldout`` texts are held out, training uses the first
+    ``num_sentences`` of the rest, mining all of the rest.
     """
     from .data import load_sentences, load_stsb
 
-    texts = [t for path in files for t in load_sentences(path)] if files else load_sentences()
+    if hf_dataset:
+        from datasets import load_dataset
+
+        texts = [t for t in load_dataset(hf_dataset, split=split)[text_column] if t and t.strip()]
+    else:
+        texts = [t for path in files for t in load_sentences(path)] if files else load_sentences()
     if len(texts) <= heldout:
-        raise ValueError(f"The corpus has {len(texts)} sentences; it needs more than heldout={heldout}.")
+        raise ValueError(f"The corpus has {len(texts)} texts; it needs more than heldout={heldout}.")
     texts, held = texts[:-heldout], texts[-heldout:]
-    if files:
+    if files or hf_dataset:
         return texts, texts[:num_sentences], held
     stsb = load_stsb("train")
     stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
@@ -155,14 +177,17 @@ def distill_pipeline(
     devices: list[str] | None = None,
     show_progress_bar: bool = True,
     corpus_spec: dict | None = None,
+    command: str = "",
+    teacher_id: str = "sentence-transformers/all-MiniLM-L6-v2",
 ) -> dict:
     """Vocabulary (built into ``output_dir/vocab`` unless ``vocab_dir`` holds one) -> distillation -> folding.
 
     ``corpus_spec`` (the :func:`load_corpus` arguments that gave the texts) is recorded so benchmarks can rebuild
-    the same corpus. Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with ``trust_remote_code=True``, no
+    the same corpus. Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with
+    ``trust_remote_code=True``, no
     st-bertapprox needed) and ``output_dir/results.json``; returns the results.
     """
-    from .export import save_with_code
+    from .hub import CardInfo, save_pretrained
     from .modules.student import fold_student
     from .vocab_builder import build_vocab
 
@@ -175,10 +200,56 @@ def distill_pipeline(
         kw = dict(devices=devices, show_progress_bar=show_progress_bar, **(mine_kwargs or {}))
         encoder = build_vocab(mine_texts, teacher, vocab_dir, **kw)
     student, metrics = distill(
-        teacher, encoder, train_texts, heldout_texts, output_dir, config, devices=devices, show_progress_bar=show_progress_bar
+        teacher,
+        encoder,
+        train_texts,
+        heldout_texts,
+        output_dir,
+        config,
+        devices=devices,
+        show_progress_bar=show_progress_bar,
     )
-    save_with_code(student, os.path.join(output_dir, "student"))
-    save_with_code(fold_student(student), os.path.join(output_dir, "student-folded"))
+    results = {
+        "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),
+        "heldout_cosine_to_teacher": metrics["heldout_cosine"],
+    }
+    vocab = encoder.vocab
+    info = CardInfo(
+        title="st-bertapprox student of all-MiniLM-L6-v2",
+        description="A BERT approximation for fast retrieval: the text becomes a set of vocabulary n-grams, "
+        "skip-grams "
+        "and word pieces whose teacher embeddings were computed offline; a small permutation-invariant network "
+        "(phi -> attention pooling -> rho) maps the set to the teacher's sentence embedding.",
+        architecture=f"VocabSetEncoder ({len(vocab):,} entries, frozen teacher embeddings"
+        f"{f' + rank-{config.adapter_rank} trainable adapter' if config.adapter_rank else ''}) -> DeepSetsPooling "
+        f"({', '.join(f'{k}={v}' for k, v in config.pooling.items())}) -> Normalize",
+        training=f"MSE distillation to the teacher's sentence embeddings of {len(train_texts):,} sentences, "
+        f"{config.epochs} epoch(s), batch {config.batch_size}, lr {config.learning_rate}, "
+        "best checkpoint by held-out cosine.",
+        command=command,
+        base_model=teacher_id,
+        datasets=["sentence-transformers/stsb", "wikipedia"],
+        results={k: v for k, v in results.items() if v is not None},
+        facts={
+            "vocabulary": f"{vocab.num_ngrams:,} n-grams, {vocab.num_skipgrams:,} skip-grams, "
+            f"{vocab.num_pieces:,} word pieces",
+            "trainable parameters": f"{sum(p.numel() for p in student.parameters() if p.requires_grad):,}",
+        },
+        tags=["distillation", "static-embeddings"],
+    )
+    save_pretrained(student, os.path.join(output_dir, "student"), info, repo_id="st-bertapprox/minilm-student")
+    folded_info = replace(
+        info,
+        title=info.title + " (folded)",
+        architecture=info.architecture + "; folded: phi and the "
+        "attention logits precomputed per entry, so encoding is a lookup, a weighted sum and rho",
+    )
+    save_pretrained(
+        fold_student(student),
+        os.path.join(output_dir, "student-folded"),
+        folded_info,
+        repo_id="st-bertapprox/minilm-student-folded",
+    )
     result = {
         "metrics": metrics,
         "vocab_size": len(encoder.vocab),

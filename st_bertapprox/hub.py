@@ -19,13 +19,27 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from sentence_transformers import SentenceTransformer
 
 from .export import export_builtin, save_with_code
-from .modules.files import atomic_path, save_json
+from .modules.files import atomic_dir, save_json
 
 # metric key in results -> (task type, task name, dataset id, dataset name, split, metric)
 METRICS = {
-    "stsb_dev_spearman": ("STS", "Semantic Textual Similarity", "sentence-transformers/stsb", "STS Benchmark", "validation", "spearman_cosine"),
+    "stsb_dev_spearman": (
+        "STS",
+        "Semantic Textual Similarity",
+        "sentence-transformers/stsb",
+        "STS Benchmark",
+        "validation",
+        "spearman_cosine",
+    ),
     "scifact_ndcg_at_10": ("Retrieval", "Retrieval", "mteb/scifact", "SciFact", "test", "ndcg_at_10"),
-    "heldout_cosine_to_teacher": ("feature-extraction", "Distillation", "wikipedia", "Held-out Wikipedia sentences", "heldout", "cosine_to_teacher"),
+    "heldout_cosine_to_teacher": (
+        "feature-extraction",
+        "Distillation",
+        "wikipedia",
+        "Held-out Wikipedia sentences",
+        "heldout",
+        "cosine_to_teacher",
+    ),
 }
 
 
@@ -46,11 +60,18 @@ class CardInfo:
     eval_note: str = ""
 
 
-def render_card(model: SentenceTransformer, info: CardInfo, repo_id: str, remote_code: bool, code_files: list[str]) -> str:
+def render_card(
+    model: SentenceTransformer, info: CardInfo, repo_id: str, remote_code: bool, code_files: list[str]
+) -> str:
     eval_results = [
         EvalResult(
-            task_type=t_type, task_name=t_name, dataset_type=d_id, dataset_name=d_name, dataset_split=split,
-            metric_type=metric, metric_value=round(float(info.results[key]), 4),
+            task_type=t_type,
+            task_name=t_name,
+            dataset_type=d_id,
+            dataset_name=d_name,
+            dataset_split=split,
+            metric_type=metric,
+            metric_value=round(float(info.results[key]), 4),
         )
         for key, (t_type, t_name, d_id, d_name, split, metric) in METRICS.items()
         if key in info.results
@@ -67,7 +88,9 @@ def render_card(model: SentenceTransformer, info: CardInfo, repo_id: str, remote
         language="en",
     )
     facts = {"embedding dimension": str(model.get_embedding_dimension()), **info.facts}
-    rows = [{"task": METRICS[k][3], "metric": METRICS[k][5], "value": v} for k, v in info.results.items() if k in METRICS]
+    rows = [
+        {"task": METRICS[k][3], "metric": METRICS[k][5], "value": v} for k, v in info.results.items() if k in METRICS
+    ]
     card = ModelCard.from_template(
         card_data,
         template_str=files("st_bertapprox").joinpath("templates/model_card.md").read_text(encoding="utf-8"),
@@ -87,22 +110,26 @@ def render_card(model: SentenceTransformer, info: CardInfo, repo_id: str, remote
 
 
 def save_pretrained(
-    model: SentenceTransformer, path: str, info: CardInfo | None = None, repo_id: str | None = None, builtin: bool = False
+    model: SentenceTransformer,
+    path: str,
+    info: CardInfo | None = None,
+    repo_id: str | None = None,
+    builtin: bool = False,
 ) -> None:
-    """Save a loadable-anywhere folder (+ model card when ``info`` is given)."""
-    if builtin:
-        export_builtin(model, path)
-    else:
-        save_with_code(model, path)
-    if info is None:
-        return
-    modules = json.loads(Path(path, "modules.json").read_text(encoding="utf-8"))
-    remote = not all(m["type"].startswith("sentence_transformers.") for m in modules)
-    code_files = sorted(p.name for p in Path(path).glob("*.py"))
-    card = render_card(model, info, repo_id or info.title, remote, code_files)
-    with atomic_path(os.path.join(path, "README.md")) as tmp:
-        Path(tmp).write_text(card, encoding="utf-8")
-    save_json(asdict(info), os.path.join(path, "card.json"))
+    """Save a loadable-anywhere folder (+ model card when ``info`` is given), atomically: the folder appears (or
+    replaces an earlier one) only once everything is written."""
+    with atomic_dir(path) as tmp:
+        if builtin:
+            export_builtin(model, tmp)
+        else:
+            save_with_code(model, tmp)
+        if info is not None:
+            modules = json.loads(Path(tmp, "modules.json").read_text(encoding="utf-8"))
+            remote = not all(m["type"].startswith("sentence_transformers.") for m in modules)
+            code_files = sorted(p.name for p in Path(tmp).glob("*.py"))
+            card = render_card(model, info, repo_id or info.title, remote, code_files)
+            Path(tmp, "README.md").write_text(card, encoding="utf-8")
+            save_json(asdict(info), os.path.join(tmp, "card.json"))
 
 
 def load_card_info(path: str) -> CardInfo | None:

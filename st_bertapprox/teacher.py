@@ -103,7 +103,10 @@ def encode_cached(
                     [texts[i] for i in rows], batch_size=batch_size, show_progress_bar=False, pool=pool, **device
                 )
                 path = folder / f"{uuid.uuid4().hex}.safetensors"
-                tensors = {"embeddings": torch.from_numpy(np.asarray(emb, dtype=np.float32)), "hashes": torch.from_numpy(hashes[rows])}
+                tensors = {
+                    "embeddings": torch.from_numpy(np.asarray(emb, dtype=np.float32)),
+                    "hashes": torch.from_numpy(hashes[rows]),
+                }
                 save_tensors(tensors, path)
                 index.update({keys[i]: (path, r) for r, i in enumerate(rows)})
         finally:

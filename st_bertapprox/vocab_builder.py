@@ -1,4 +1,5 @@
-"""Offline half of the student: mine an n-gram / skip-gram vocabulary from a corpus and embed every entry with the teacher.
+"""Offline half of the student: mine an n-gram / skip-gram vocabulary from a corpus, embed every entry with the
+teacher.
 
 Selection rule (documented in the README):
   * words and normalisation exactly as the student's tokenizer (``st_bertapprox.modules.vocab.split_words``);
@@ -33,7 +34,9 @@ logger = logging.getLogger(__name__)
 
 
 def _top(counter: Counter, k: int, min_count: int, keep=lambda key: True) -> list:
-    items = sorted(((key, c) for key, c in counter.items() if c >= min_count and keep(key)), key=lambda kc: (-kc[1], kc[0]))
+    items = sorted(
+        ((key, c) for key, c in counter.items() if c >= min_count and keep(key)), key=lambda kc: (-kc[1], kc[0])
+    )
     return items[:k]
 
 
@@ -96,7 +99,8 @@ def mine_vocab(
     entry_counts = {w: c for w, c in unigrams} | {" ".join(k): c for k, c in ngrams}
     entry_counts |= {f"{a} {SKIP} {b}": c for (a, b), c in skipgrams}
     logger.info(
-        f"vocabulary: {len(unigrams)} unigrams, {len(ngrams)} n-grams (n=2..{max_ngram}), {len(skipgrams)} skip-grams, "
+        f"vocabulary: {len(unigrams)} unigrams, {len(ngrams)} n-grams (n=2..{max_ngram}), "
+        f"{len(skipgrams)} skip-grams, "
         f"{len(all_pieces)} fallback pieces"
     )
     return NGramVocab(

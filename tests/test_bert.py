@@ -71,9 +71,7 @@ def test_forward_keys_and_builtin_modules(minilm_path, real_sentences):
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling
 
     bert = BertTransformer(minilm_path)
-    model = SentenceTransformer(
-        modules=[bert, Pooling(384, "cls"), Dense(384, 128), Normalize()], device="cpu"
-    )
+    model = SentenceTransformer(modules=[bert, Pooling(384, "cls"), Dense(384, 128), Normalize()], device="cpu")
     emb = model.encode(real_sentences[:4], convert_to_tensor=True)
     assert emb.shape == (4, 128)
     features = bert.preprocess(real_sentences[:4])
@@ -147,7 +145,9 @@ def test_wrong_shape_names_key_and_shapes(minilm_path, tmp_path):
     weights = load_file(str(tmp_path / "m" / "model.safetensors"))
     weights["encoder.layer.3.intermediate.dense.weight"] = torch.zeros(1000, 384)
     save_file(weights, str(tmp_path / "m" / "model.safetensors"))
-    with pytest.raises(ValueError, match=r"encoder\.layer\.3\.intermediate\.dense\.weight.*\(1000, 384\).*\(1536, 384\)"):
+    with pytest.raises(
+        ValueError, match=r"encoder\.layer\.3\.intermediate\.dense\.weight.*\(1000, 384\).*\(1536, 384\)"
+    ):
         BertTransformer(str(tmp_path / "m"))
 
 

@@ -15,15 +15,15 @@ import yaml
 from hub_server import HubServer
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
+from test_student import tiny_student
 
 from st_bertapprox import MLPMeanPooling
 from st_bertapprox.hub import CardInfo, save_pretrained
-from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
-from st_bertapprox.modules.vocab import NGramVocab
+from st_bertapprox.modules.student import fold_student
 
 TEXTS = ["A man is playing a guitar.", "Three dogs run through the snow!", "", "naïve café"]
 
-# Runs in a fresh interpreter where importing st_bertapprox fails: the model must load from the repo's own code.
+# Runs in a fresh interpreter where importing st_bertapprox fails: the models must load from the repos' own code.
 LOAD_WITHOUT_PACKAGE = r"""
 import importlib.abc, json, sys
 class Block(importlib.abc.MetaPathFinder):
@@ -32,16 +32,24 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError("st_bertapprox is not installed here")
 sys.meta_path.insert(0, Block())
 from sentence_transformers import SentenceTransformer
-model = SentenceTransformer(sys.argv[1], trust_remote_code=sys.argv[2] == "trust", device="cpu")
-print(json.dumps(model.encode(json.loads(sys.argv[3])).tolist()))
+texts, trust, out = json.loads(sys.argv[1]), sys.argv[2] == "trust", {}
+for repo in sys.argv[3:]:
+    try:
+        out[repo] = SentenceTransformer(repo, trust_remote_code=trust, device="cpu").encode(texts).tolist()
+    except ValueError as e:
+        out[repo] = str(e)
+print(json.dumps(out))
 """
 
 PUSH = r"""
-import sys
+import json, sys
 from sentence_transformers import SentenceTransformer
 from st_bertapprox.hub import load_card_info, push_to_hub
-model = SentenceTransformer(sys.argv[1], trust_remote_code=True, device="cpu")
-print(push_to_hub(model, sys.argv[2], load_card_info(sys.argv[1]), builtin=sys.argv[3] == "builtin"))
+builtin, urls = sys.argv[1] == "builtin", []
+for folder, repo in zip(sys.argv[2::2], sys.argv[3::2]):
+    model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    urls.append(push_to_hub(model, repo, load_card_info(folder), builtin=builtin))
+print(json.dumps(urls))
 """
 
 
@@ -57,15 +65,6 @@ def hub_env(tmp_path, name: str, **extra) -> dict:
     home = tmp_path / f"hf-home-{name}"
     home.mkdir()
     return {**env, "HF_HOME": str(home), "HF_TOKEN": "hf_dummy", "HF_HUB_DISABLE_TELEMETRY": "1", **extra}
-
-
-def tiny_student() -> SentenceTransformer:
-    vocab = NGramVocab(["a", "man", "is", "playing", "guitar", "dogs", "snow", "three"], ["man _ playing"], ["c", "##a", "n", "!"])
-    torch.manual_seed(0)
-    pool = DeepSetsPooling(16, 32, 4, 32)
-    for p in pool.parameters():
-        torch.nn.init.normal_(p, std=0.2)
-    return SentenceTransformer(modules=[VocabSetEncoder(vocab, torch.randn(len(vocab), 16)), pool, Normalize()], device="cpu")
 
 
 def card(results: dict) -> CardInfo:
@@ -91,28 +90,36 @@ def bert_mlp_model(minilm_path):
     return SentenceTransformer(modules=[BertTransformer(minilm_path), pool, Normalize()], device="cpu")
 
 
-@pytest.mark.parametrize("kind", ["student", "folded-student", "bert-mlp"])
-def test_push_then_load_by_repo_id_without_the_package(kind, tmp_path, bert_mlp_model):
-    model = {"student": tiny_student, "folded-student": lambda: fold_student(tiny_student())}.get(kind, lambda: bert_mlp_model)()
-    ref = model.encode(TEXTS)
-    folder = tmp_path / "saved"
-    save_pretrained(model, str(folder), card({"stsb_dev_spearman": 0.1234}))
-    repo = f"user/bert-approx-{kind}"
+def test_push_then_load_by_repo_id_without_the_package(tmp_path, bert_mlp_model):
+    """Every custom model kind: pushed over HTTP, loaded by repo id where st_bertapprox cannot be imported."""
+    models = {"student": tiny_student(), "folded-student": fold_student(tiny_student()), "bert-mlp": bert_mlp_model}
+    refs, args = {}, []
+    for kind, model in models.items():
+        refs[f"user/bert-approx-{kind}"] = model.encode(TEXTS)
+        save_pretrained(model, str(tmp_path / kind), card({"stsb_dev_spearman": 0.1234}))
+        args += [str(tmp_path / kind), f"user/bert-approx-{kind}"]
     with HubServer(tmp_path / "hub") as hub:
-        url = run(PUSH, str(folder), repo, "custom", env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url))
-        assert repo in url
-        out = run(LOAD_WITHOUT_PACKAGE, repo, "trust", json.dumps(TEXTS), env=hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url))
-        assert f"GET /api/models/{repo}" in " ".join(hub.requests)
-    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-6
-
-    # offline: the same repo id resolved from an HF cache laid out as the Hub would (the server's storage is one)
-    offline = hub_env(tmp_path, "offline", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"))
-    out = run(LOAD_WITHOUT_PACKAGE, repo, "trust", json.dumps(TEXTS), env=offline)
-    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-6
-
-    # without trust_remote_code, sentence-transformers refuses our code with its own message
-    with pytest.raises(AssertionError, match="trust_remote_code=True"):
-        run(LOAD_WITHOUT_PACKAGE, repo, "no-trust", json.dumps(TEXTS), env=offline)
+        urls = json.loads(run(PUSH, "custom", *args, env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url)))
+        assert all(repo in url for repo, url in zip(refs, urls))
+        pulled = json.loads(
+            run(
+                LOAD_WITHOUT_PACKAGE,
+                json.dumps(TEXTS),
+                "trust",
+                *refs,
+                env=hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url),
+            )
+        )
+        assert all(f"GET /api/models/{repo}" in hub.requests for repo in refs)
+    # offline: the same repo ids resolved from an HF cache laid out as the Hub would (the server's storage is one)
+    offline_env = hub_env(tmp_path, "offline", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"))
+    offline = json.loads(run(LOAD_WITHOUT_PACKAGE, json.dumps(TEXTS), "trust", *refs, env=offline_env))
+    untrusted = json.loads(run(LOAD_WITHOUT_PACKAGE, json.dumps(TEXTS), "no-trust", *refs, env=offline_env))
+    for repo, ref in refs.items():
+        assert np.abs(np.array(pulled[repo]) - ref).max() <= 1e-6, repo
+        assert np.abs(np.array(offline[repo]) - ref).max() <= 1e-6, repo
+        # without trust_remote_code, sentence-transformers refuses our code with its own message
+        assert isinstance(untrusted[repo], str) and "trust_remote_code=True" in untrusted[repo]
 
 
 def test_builtin_export_pushes_and_loads_without_trust_remote_code(tmp_path, scratch_minilm):
@@ -120,15 +127,19 @@ def test_builtin_export_pushes_and_loads_without_trust_remote_code(tmp_path, scr
     folder = tmp_path / "saved"
     save_pretrained(scratch_minilm, str(folder), card({"stsb_dev_spearman": 0.8672}))
     with HubServer(tmp_path / "hub") as hub:
-        run(PUSH, str(folder), "user/minilm-scratch", "builtin", env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url))
-        out = run(LOAD_WITHOUT_PACKAGE, "user/minilm-scratch", "no-trust", json.dumps(TEXTS),
-                  env=hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url))
-    assert np.abs(np.array(json.loads(out)) - ref).max() <= 1e-5
+        run(PUSH, "builtin", str(folder), "user/minilm-scratch", env=hub_env(tmp_path, "push", HF_ENDPOINT=hub.url))
+        env = hub_env(tmp_path, "pull", HF_ENDPOINT=hub.url)
+        out = json.loads(run(LOAD_WITHOUT_PACKAGE, json.dumps(TEXTS), "no-trust", "user/minilm-scratch", env=env))
+    assert np.abs(np.array(out["user/minilm-scratch"]) - ref).max() <= 1e-5
 
 
 def test_model_card_has_measured_numbers_and_metadata(tmp_path):
-    save_pretrained(tiny_student(), str(tmp_path), card({"stsb_dev_spearman": 0.81234, "scifact_ndcg_at_10": 0.54321}),
-                    repo_id="user/bert-approx")
+    save_pretrained(
+        tiny_student(),
+        str(tmp_path),
+        card({"stsb_dev_spearman": 0.81234, "scifact_ndcg_at_10": 0.54321}),
+        repo_id="user/bert-approx",
+    )
     text = (tmp_path / "README.md").read_text()
     meta = yaml.safe_load(text.split("---")[1])
     assert meta["library_name"] == "sentence-transformers" and "st-bertapprox" in meta["tags"]

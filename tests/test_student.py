@@ -132,7 +132,9 @@ def test_tiny_end_to_end_distillation_on_real_teacher(minilm_path, stsb_train, t
     teacher = SentenceTransformer(minilm_path, device="cpu")
     sentences = list(dict.fromkeys(list(stsb_train["sentence1"]) + list(stsb_train["sentence2"])))[:1800]
     train, heldout = sentences[:1500], sentences[1500:]
-    vocab = mine_vocab(train, max_unigrams=2000, max_ngrams=600, max_skipgrams=200, min_count=2, show_progress_bar=False)
+    vocab = mine_vocab(
+        train, max_unigrams=2000, max_ngrams=600, max_skipgrams=200, min_count=2, show_progress_bar=False
+    )
     assert vocab.num_skipgrams > 0 and vocab.num_ngrams > 500
     encoder = embed_vocab(vocab, teacher, show_progress_bar=False)
     encoder.save(str(tmp_path / "vocab"))
@@ -142,8 +144,12 @@ def test_tiny_end_to_end_distillation_on_real_teacher(minilm_path, stsb_train, t
     heldout_emb = teacher.encode(heldout)
     agreement = TeacherAgreementEvaluator(heldout, heldout_emb)
     before = agreement(build_student(encoder, {"phi_hidden_dim": 64, "num_heads": 4, "rho_hidden_dim": 64}))
-    config = DistillConfig(epochs=3, batch_size=64, pooling={"phi_hidden_dim": 64, "num_heads": 4, "rho_hidden_dim": 64})
-    student, metrics = distill(teacher, encoder, train, heldout, str(tmp_path / "run"), config, show_progress_bar=False)
+    config = DistillConfig(
+        epochs=3, batch_size=64, pooling={"phi_hidden_dim": 64, "num_heads": 4, "rho_hidden_dim": 64}
+    )
+    student, metrics = distill(
+        teacher, encoder, train, heldout, str(tmp_path / "run"), config, show_progress_bar=False
+    )
     assert metrics["heldout_mse"] < 0.7 * before["heldout_mse"], (before, metrics)
     assert metrics["heldout_cosine"] > before["heldout_cosine"] + 0.05
     emb = student.encode(["A man is playing a guitar.", ""])

@@ -22,6 +22,7 @@ def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean |kNN_a(i) & kNN_b(i)| / k over all rows, neighbours by cosine among the same N texts (self excluded)."""
+
     def knn(x: np.ndarray) -> np.ndarray:
         x = _unit(x)
         sim = x @ x.T
@@ -42,7 +43,9 @@ class TeacherAgreementEvaluator(BaseEvaluator):
         name: Metric prefix, e.g. ``"heldout"`` -> ``eval_heldout_cosine`` in the trainer.
     """
 
-    def __init__(self, sentences: list[str], teacher_embeddings: np.ndarray, name: str = "heldout", batch_size: int = 64):
+    def __init__(
+        self, sentences: list[str], teacher_embeddings: np.ndarray, name: str = "heldout", batch_size: int = 64
+    ):
         super().__init__()
         if len(sentences) != len(teacher_embeddings):
             raise ValueError(f"{len(sentences)} sentences but {len(teacher_embeddings)} teacher embeddings")

@@ -31,7 +31,10 @@ def _local_task_classes() -> dict[str, type]:
 
     class LocalSTSBenchmark(official_stsb):
         metadata = official_stsb.metadata.model_copy(
-            update={"dataset": {"path": "st-bertapprox/stsb-dev", "revision": "local-dev-as-test"}, "superseded_by": None}
+            update={
+                "dataset": {"path": "st-bertapprox/stsb-dev", "revision": "local-dev-as-test"},
+                "superseded_by": None,
+            }
         )
 
         def load_data(self, num_proc: int | None = None, **kwargs) -> None:
@@ -39,7 +42,11 @@ def _local_task_classes() -> dict[str, type]:
                 return
             with open(data_dir() / "stsb" / "dev.csv", newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
-            cols = {"sentence1": [r[0] for r in rows], "sentence2": [r[1] for r in rows], "score": [float(r[2]) for r in rows]}
+            cols = {
+                "sentence1": [r[0] for r in rows],
+                "sentence2": [r[1] for r in rows],
+                "score": [float(r[2]) for r in rows],
+            }
             self.dataset = DatasetDict({"test": Dataset.from_dict(cols)})
             self.data_loaded = True
 

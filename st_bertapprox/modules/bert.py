@@ -5,7 +5,7 @@ Transformers for Language Understanding". Attribute paths mirror Hugging Face ``
 HF BERT ``state_dict`` loads with ``strict=True`` and no rename map, and our saved weights load into
 ``transformers.BertModel``. Decoder, cross-attention and KV-cache branches are left out on purpose.
 
-This file imports only torch, transformers (for the tokenizer), sentence-transformers and its sibling ``io`` module, so it
+This file imports only torch, transformers (for the tokenizer), sentence-transformers and its sibling ``files``, so it
 can travel with a saved model as remote code.
 """
 
@@ -54,7 +54,8 @@ class BertConfig:
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"
+                f"hidden_size ({self.hidden_size}) must be a multiple of "
+                f"num_attention_heads ({self.num_attention_heads})"
             )
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}")
@@ -74,7 +75,12 @@ class BertConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_hf_dict(self) -> dict[str, Any]:
-        return {"architectures": ["BertModel"], "model_type": "bert", "position_embedding_type": "absolute", **asdict(self)}
+        return {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "position_embedding_type": "absolute",
+            **asdict(self),
+        }
 
 
 class BertEmbeddings(nn.Module):
@@ -327,7 +333,11 @@ class BertTransformer(InputModule):
             from transformers import AutoTokenizer
 
             hub_kwargs = dict(
-                subfolder=subfolder, token=token, cache_folder=cache_folder, revision=revision, local_files_only=local_files_only
+                subfolder=subfolder,
+                token=token,
+                cache_folder=cache_folder,
+                revision=revision,
+                local_files_only=local_files_only,
             )
             self.bert = Bert.from_pretrained(model_name_or_path, **hub_kwargs)
             self.tokenizer = AutoTokenizer.from_pretrained(
@@ -343,7 +353,9 @@ class BertTransformer(InputModule):
                 max_seq_length = load_json(st_config).get("max_seq_length") if st_config else None
         else:
             if config is None or tokenizer is None:
-                raise ValueError("Pass model_name_or_path, or both config= and tokenizer= for a randomly initialised BERT.")
+                raise ValueError(
+                    "Pass model_name_or_path, or both config= and tokenizer= for a randomly initialised BERT."
+                )
             self.bert = Bert(config if isinstance(config, BertConfig) else BertConfig.from_hf_dict(config))
             self.tokenizer = tokenizer
         bert_config = self.bert.config
@@ -355,7 +367,8 @@ class BertTransformer(InputModule):
         limit = min(self.tokenizer.model_max_length, bert_config.max_position_embeddings)
         if max_seq_length is not None and max_seq_length > bert_config.max_position_embeddings:
             raise ValueError(
-                f"max_seq_length={max_seq_length} exceeds max_position_embeddings={bert_config.max_position_embeddings}"
+                f"max_seq_length={max_seq_length} exceeds "
+                f"max_position_embeddings={bert_config.max_position_embeddings}"
             )
         self.max_seq_length = max_seq_length or limit
 
@@ -370,9 +383,13 @@ class BertTransformer(InputModule):
             isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(s, str) for s in t) for t in inputs
         ):
             bad = next(t for t in inputs if not isinstance(t, (str, tuple, list)))
-            raise TypeError(f"BertTransformer expects strings (or pairs of strings), got {type(bad).__name__}: {bad!r}")
+            raise TypeError(
+                f"BertTransformer expects strings (or pairs of strings), got {type(bad).__name__}: {bad!r}"
+            )
         if prompt:
-            inputs = [prompt + t for t in inputs] if isinstance(inputs[0], str) else [(prompt + a, b) for a, b in inputs]
+            inputs = (
+                [prompt + t for t in inputs] if isinstance(inputs[0], str) else [(prompt + a, b) for a, b in inputs]
+            )
         max_length = kwargs.get("max_length") or self.max_seq_length
         if isinstance(inputs[0], str):
             args = (list(inputs),)
@@ -413,7 +430,11 @@ class BertTransformer(InputModule):
         **kwargs: Any,
     ) -> BertTransformer:
         hub_kwargs = dict(
-            subfolder=subfolder, token=token, cache_folder=cache_folder, revision=revision, local_files_only=local_files_only
+            subfolder=subfolder,
+            token=token,
+            cache_folder=cache_folder,
+            revision=revision,
+            local_files_only=local_files_only,
         )
         module_config = cls.load_config(model_name_or_path, **hub_kwargs)
         return cls(model_name_or_path, **module_config, **hub_kwargs)

@@ -7,13 +7,12 @@ module exports 1:1 to built-in ``Dense`` modules + ``Pooling("mean")`` (see ``st
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sentence_transformers.sentence_transformer.modules import Module
 from torch import Tensor, nn
 
-from .files import load_tensors, save_json, save_tensors
+from .files import ConfigAndWeights
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "identity": nn.Identity}
 
@@ -40,7 +39,7 @@ class MLPLayer(nn.Module):
         return out
 
 
-class MLPMeanPooling(Module):
+class MLPMeanPooling(ConfigAndWeights, Module):
     """Per-token MLP on ``token_embeddings``, then masked mean pooling into ``sentence_embedding``.
 
     Args:
@@ -112,17 +111,3 @@ class MLPMeanPooling(Module):
 
     def get_embedding_dimension(self) -> int:
         return self.output_dim
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
-        save_tensors(self.state_dict(), os.path.join(output_path, "model.safetensors"))
-
-    @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> MLPMeanPooling:
-        hub_kwargs = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
-        model = cls(**cls.load_config(model_name_or_path, subfolder=subfolder, **hub_kwargs))
-        path = cls.load_file_path(model_name_or_path, "model.safetensors", subfolder=subfolder, **hub_kwargs)
-        if path is None:
-            raise FileNotFoundError(f"No model.safetensors for MLPMeanPooling in {model_name_or_path!r}/{subfolder}")
-        model.load_state_dict(load_tensors(path), strict=True)
-        return model

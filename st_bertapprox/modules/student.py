@@ -19,7 +19,7 @@ import torch
 from sentence_transformers.sentence_transformer.modules import InputModule, Module
 from torch import Tensor, nn
 
-from .files import find_file, load_json, load_tensors, save_json, save_tensors
+from .files import ConfigAndWeights, find_file, hub_kwargs_of, load_json, load_tensors, save_json, save_tensors
 from .vocab import NGramVocab
 
 
@@ -43,7 +43,8 @@ class VocabSetEncoder(InputModule):
     Example::
 
         encoder = VocabSetEncoder.load("path/to/vocab_dir")  # written by `st-bertapprox build-vocab`
-        student = SentenceTransformer(modules=[encoder, DeepSetsPooling(encoder.get_embedding_dimension()), Normalize()])
+        pooling = DeepSetsPooling(encoder.get_embedding_dimension())
+        student = SentenceTransformer(modules=[encoder, pooling, Normalize()])
     """
 
     config_keys: list[str] = ["max_seq_length", "folded_heads", "storage_dtype", "adapter_rank", "vocab_fingerprint"]
@@ -133,7 +134,7 @@ class VocabSetEncoder(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> VocabSetEncoder:
-        hub_kwargs = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
+        hub_kwargs = hub_kwargs_of(kwargs)
         paths = {
             name: find_file(model_name_or_path, name, subfolder=subfolder, **hub_kwargs)
             for name in (cls.vocab_file_name, "model.safetensors", cls.config_file_name)
@@ -158,7 +159,7 @@ class VocabSetEncoder(InputModule):
         return cls(vocab, table.pop("embeddings"), **config, adapters=table or None)
 
 
-class DeepSetsPooling(Module):
+class DeepSetsPooling(ConfigAndWeights, Module):
     """phi per entry -> masked multi-head attention pooling -> rho, into ``sentence_embedding``.
 
     ``phi(x) = x + MLP(x)`` on every entry embedding; head ``h`` scores an entry with a learned query,
@@ -205,7 +206,9 @@ class DeepSetsPooling(Module):
             raise ValueError(f"pooling must be 'attention' or 'mean', got {pooling!r}")
         num_heads = num_heads if pooling == "attention" else 1
         if embedding_dimension % num_heads:
-            raise ValueError(f"embedding_dimension ({embedding_dimension}) must be divisible by num_heads ({num_heads})")
+            raise ValueError(
+                f"embedding_dimension ({embedding_dimension}) must be divisible by num_heads ({num_heads})"
+            )
         self.embedding_dimension, self.phi_hidden_dim, self.num_heads = embedding_dimension, phi_hidden_dim, num_heads
         self.rho_hidden_dim, self.output_dim = rho_hidden_dim, output_dim or embedding_dimension
         self.pooling, self.dropout, self.folded = pooling, dropout, folded
@@ -218,10 +221,16 @@ class DeepSetsPooling(Module):
             if pooling == "attention":
                 self.attn = nn.Linear(C, num_heads)  # rows are the learned queries q_h
         self.rho = nn.Sequential(
-            nn.LayerNorm(C), nn.Linear(C, rho_hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(rho_hidden_dim, self.output_dim)
+            nn.LayerNorm(C),
+            nn.Linear(C, rho_hidden_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(rho_hidden_dim, self.output_dim),
         )
         # residual branches start at zero: an untrained student is the mean of its entries' teacher embeddings
-        for last in ([self.phi[-1]] if not folded and phi_hidden_dim else []) + ([self.rho[-1]] if self.output_dim == C else []):
+        for last in ([self.phi[-1]] if not folded and phi_hidden_dim else []) + (
+            [self.rho[-1]] if self.output_dim == C else []
+        ):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
@@ -249,7 +258,7 @@ class DeepSetsPooling(Module):
         # finfo.min instead of -inf keeps an all-padding row finite; multiplying by the mask then zeroes it
         logits = logits.masked_fill(~mask[..., None], torch.finfo(logits.dtype).min)
         w = torch.softmax(logits, dim=1) * mask[..., None]  # (B, T, H), sums to 1 over the set
-        pooled = torch.einsum("bth,bthd->bhd", w, v.view(B, T, H, C // H)).reshape(B, C)  # (B, C)
+        pooled = (w.unsqueeze(-1) * v.reshape(B, T, H, C // H)).sum(1).reshape(B, C)  # (B, H, C/H) -> (B, C)
         out = self.rho(pooled)
         if self.output_dim == C:
             out = out + pooled
@@ -258,20 +267,6 @@ class DeepSetsPooling(Module):
 
     def get_embedding_dimension(self) -> int:
         return self.output_dim
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
-        save_tensors(self.state_dict(), os.path.join(output_path, "model.safetensors"))
-
-    @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> DeepSetsPooling:
-        hub_kwargs = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
-        model = cls(**cls.load_config(model_name_or_path, subfolder=subfolder, **hub_kwargs))
-        path = find_file(model_name_or_path, "model.safetensors", subfolder=subfolder, **hub_kwargs)
-        if path is None:
-            raise FileNotFoundError(f"No model.safetensors for DeepSetsPooling in {model_name_or_path!r}/{subfolder}")
-        model.load_state_dict(load_tensors(path), strict=True)
-        return model
 
 
 @torch.no_grad()
@@ -283,14 +278,24 @@ def fold_student(model: Any, storage_dtype: str = "float32", chunk_size: int = 1
     from sentence_transformers import SentenceTransformer
 
     encoder, pooling, *rest = list(model)
-    if not isinstance(encoder, VocabSetEncoder) or not isinstance(pooling, DeepSetsPooling) or pooling.folded:
-        raise ValueError("fold_student expects an unfolded SentenceTransformer([VocabSetEncoder, DeepSetsPooling, ...]).")
+    # by name, not isinstance: a model loaded with trust_remote_code holds copies of these classes
+    names = (type(encoder).__name__, type(pooling).__name__)
+    if names != ("VocabSetEncoder", "DeepSetsPooling") or pooling.folded:
+        raise ValueError(
+            "fold_student expects an unfolded SentenceTransformer([VocabSetEncoder, DeepSetsPooling, ...])."
+        )
     pooling = copy.deepcopy(pooling).eval()
     table = encoder.table()
     rows = [torch.cat(pooling.entry_features(table[i : i + chunk_size]), -1) for i in range(0, len(table), chunk_size)]
-    folded_encoder = VocabSetEncoder(
-        encoder.vocab, torch.cat(rows), encoder.max_seq_length, folded_heads=pooling.num_heads, storage_dtype=storage_dtype
+    folded_encoder = type(encoder)(
+        encoder.vocab,
+        torch.cat(rows),
+        encoder.max_seq_length,
+        folded_heads=pooling.num_heads,
+        storage_dtype=storage_dtype,
     )
-    folded_pooling = DeepSetsPooling(**{**pooling.get_config_dict(), "folded": True})
+    folded_pooling = type(pooling)(**{**pooling.get_config_dict(), "folded": True})
     folded_pooling.rho.load_state_dict(pooling.rho.state_dict())
-    return SentenceTransformer(modules=[folded_encoder, folded_pooling, *copy.deepcopy(rest)], device=str(model.device))
+    return SentenceTransformer(
+        modules=[folded_encoder, folded_pooling, *copy.deepcopy(rest)], device=str(model.device)
+    )

@@ -1,0 +1,114 @@
+"""Is the student's tokenizer a bottleneck, and would a C trie library make it faster?
+
+Measured in one run on real STS-B dev and Wikipedia sentences: our pure-Python word trie (dict of dicts) vs the same
+longest-match rules on a `marisa-trie` (C++) n-gram trie, vs model2vec's Rust WordPiece tokenizer for scale; and the
+tokenizer's share of the folded student's `SentenceTransformer.encode` time at batch 32.
+
+    python bench/tokenizer_speed.py --vocab runs/student/vocab [--student runs/student/student-folded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from st_bertapprox.data import load_sentences, load_stsb
+from st_bertapprox.modules.student import VocabSetEncoder
+from st_bertapprox.modules.vocab import NGramVocab, split_words
+
+
+class MarisaLongestMatch:
+    """``NGramVocab``'s n-gram longest match (+ word-piece fallback), on a marisa-trie of the n-gram strings."""
+
+    def __init__(self, vocab: NGramVocab) -> None:
+        import marisa_trie
+
+        self.vocab = vocab
+        ngrams = vocab.to_dict()["ngrams"]
+        self.ids = {e: vocab.index[e] for e in ngrams}
+        self.trie = marisa_trie.Trie(ngrams)
+        self.max_words = max(e.count(" ") + 1 for e in ngrams)
+
+    def tokenize(self, text: str) -> list[int]:
+        words, out, i = split_words(text), [], 0
+        while i < len(words):
+            window = words[i : i + self.max_words]
+            joined = " ".join(window)
+            # keys that are prefixes of the window and end on a word boundary
+            best = max(
+                (k for k in self.trie.prefixes(joined) if len(k) == len(joined) or joined[len(k)] == " "),
+                key=len,
+                default=None,
+            )
+            if best is None:
+                out.extend(self.vocab.word_pieces(words[i]))
+                i += 1
+            else:
+                out.append(self.ids[best])
+                i += best.count(" ") + 1
+        return out
+
+
+def per_second(fn, texts: list[str], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(texts)
+        best = min(best, time.perf_counter() - t0)
+    return len(texts) / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vocab", required=True)
+    parser.add_argument("--student", help="a folded student folder, to measure the tokenizer's share of encode()")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    vocab = VocabSetEncoder.load(args.vocab).vocab
+    dev = load_stsb("dev")
+    corpora = {
+        "STS-B dev": list(dict.fromkeys(list(dev["sentence1"]) + list(dev["sentence2"]))),
+        "Wikipedia": load_sentences(skip=298_000),
+    }
+    ngram_only = NGramVocab(vocab.to_dict()["ngrams"], pieces=vocab.to_dict()["pieces"])  # no skip-grams
+    marisa = MarisaLongestMatch(ngram_only)
+    for texts in corpora.values():  # same rules, same output
+        assert all(marisa.tokenize(t) == ngram_only.tokenize(t) for t in texts)
+    from transformers import AutoTokenizer
+
+    from st_bertapprox.data import teacher_path
+
+    wordpiece = AutoTokenizer.from_pretrained(teacher_path()).backend_tokenizer
+    print(f"vocabulary: {len(vocab):,} entries; CPU threads for torch: {args.threads}")
+    print(
+        "| corpus | ours: full rules (n-grams + skip-grams + pieces) | ours: n-gram longest match only "
+        "| marisa-trie: n-gram longest match only | Rust WordPiece (teacher tokenizer, batch) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, texts in corpora.items():
+        full = per_second(lambda ts: [vocab.tokenize(t) for t in ts], texts)
+        ours = per_second(lambda ts: [ngram_only.tokenize(t) for t in ts], texts)
+        mar = per_second(lambda ts: [marisa.tokenize(t) for t in ts], texts)
+        rust = per_second(lambda ts: wordpiece.encode_batch(ts), texts)
+        print(
+            f"| {name} ({len(texts)} texts) | {full:,.0f}/s | {ours:,.0f}/s | {mar:,.0f}/s ({mar / ours:.2f}x) "
+            f"| {rust:,.0f}/s |"
+        )
+    if args.student:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(args.student, trust_remote_code=True, device="cpu")
+        texts = corpora["STS-B dev"][:2048]
+        encode = per_second(lambda ts: model.encode(ts, batch_size=32), texts)
+        tok = per_second(lambda ts: [vocab.tokenize(t) for t in ts], texts)
+        print(
+            f"\nfolded student encode at batch 32: {encode:,.0f} sentences/s; tokenization alone: {tok:,.0f}/s "
+            f"= {encode / tok:.0%} of encode time"
+        )
+
+
+if __name__ == "__main__":
+    main()
