@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from .modules import Bert, BertConfig, BertTransformer, MLPMeanPooling
+from .modules import (
+    Bert,
+    BertConfig,
+    BertTransformer,
+    DeepSetsPooling,
+    MLPMeanPooling,
+    NGramVocab,
+    VocabSetEncoder,
+    fold_student,
+)
 
 __version__ = "0.1.0"
-__all__ = ["Bert", "BertConfig", "BertTransformer", "MLPMeanPooling", "__version__"]
+__all__ = [
+    "Bert",
+    "BertConfig",
+    "BertTransformer",
+    "DeepSetsPooling",
+    "MLPMeanPooling",
+    "NGramVocab",
+    "VocabSetEncoder",
+    "__version__",
+    "fold_student",
+]

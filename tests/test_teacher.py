@@ -1,0 +1,68 @@
+"""The teacher-embedding cache: resumes after an interruption, reuses texts across calls, survives a damaged chunk,
+and uses sentence-transformers' multi-process pool for several devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from st_bertapprox.teacher import encode_cached, model_fingerprint
+
+
+@pytest.fixture(scope="module")
+def teacher(minilm_path):
+    return SentenceTransformer(minilm_path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def texts(stsb_dev):
+    return list(dict.fromkeys(stsb_dev["sentence1"]))[:60]
+
+
+def test_interrupted_run_resumes_and_reuses_cached_texts(teacher, texts, tmp_path, monkeypatch):
+    ref = teacher.encode(texts)
+    encode, encoded = teacher.encode, []
+
+    def interrupted_after_two_chunks(batch, **kwargs):
+        if len(encoded) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        encoded.append(len(batch))
+        return encode(batch, **kwargs)
+
+    monkeypatch.setattr(teacher, "encode", interrupted_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        encode_cached(teacher, texts, chunk_size=16, directory=tmp_path, show_progress_bar=False)
+    folder = tmp_path / model_fingerprint(teacher)
+    assert len(list(folder.glob("*.safetensors"))) == 2 and not list(folder.glob(".*"))  # no half-written file
+
+    def counting(batch, **kwargs):
+        encoded.append(len(batch))
+        return encode(batch, **kwargs)
+
+    monkeypatch.setattr(teacher, "encode", counting)
+    encoded.clear()
+    out = encode_cached(teacher, texts, chunk_size=16, directory=tmp_path, show_progress_bar=False)
+    assert sum(encoded) == len(texts) - 32  # only the texts the interrupted run did not finish
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+    encoded.clear()  # a reordered subset with duplicates is served from the cache alone
+    subset = texts[::-3] + texts[:2]
+    np.testing.assert_allclose(
+        encode_cached(teacher, subset, directory=tmp_path, show_progress_bar=False), teacher.encode(subset), atol=1e-5
+    )
+    assert encoded == [len(subset)]  # the reference call above, nothing from encode_cached
+
+    (folder / "damaged.safetensors").write_bytes(b"not a safetensors file")
+    encoded.clear()
+    np.testing.assert_allclose(
+        encode_cached(teacher, texts, directory=tmp_path, show_progress_bar=False), ref, atol=1e-5
+    )
+    assert encoded == []
+    with pytest.raises(ValueError, match="no texts"):
+        encode_cached(teacher, [], directory=tmp_path)
+
+
+def test_several_devices_use_the_multi_process_pool(teacher, texts, tmp_path):
+    out = encode_cached(teacher, texts, devices=["cpu", "cpu"], directory=tmp_path, show_progress_bar=False)
+    np.testing.assert_allclose(out, teacher.encode(texts), atol=1e-5)
