@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-from .modules import (
-    Bert,
-    BertConfig,
-    BertTransformer,
-    DeepSetsPooling,
-    MLPMeanPooling,
-    NGramVocab,
-    VocabSetEncoder,
-    fold_student,
-)
+from . import modules
+from .modules import *  # noqa: F403  (BertTransformer, MLPMeanPooling, VocabSetEncoder, DeepSetsPooling, ...)
 
 __version__ = "0.1.0"
-__all__ = [
-    "Bert",
-    "BertConfig",
-    "BertTransformer",
-    "DeepSetsPooling",
-    "MLPMeanPooling",
-    "NGramVocab",
-    "VocabSetEncoder",
-    "__version__",
-    "fold_student",
-]
+__all__ = [*modules.__all__, "__version__"]
