@@ -52,6 +52,7 @@ def main() -> None:
     sentences = list(dev["sentence1"])
 
     print(f"CPU threads: {args.threads}, torch {torch.__version__}, batch {args.batch_size}, median of {args.repeats}")
+    print()
     print("| view | seq len | ours (ms/batch) | transformers (ms/batch) | ratio ours/ref | max abs diff |")
     print("|---|---|---|---|---|---|")
     for T in (16, 128):

@@ -182,7 +182,7 @@ def main() -> None:
         f"\nCPU threads: {args.threads}; held-out: {len(heldout)} Wikipedia sentences; "
         f"SciFact test: {len(queries)} queries, "
         f"{len(docs)} docs; speed: median of 7 round-robin rounds on {len(speed_texts)} STS-B dev sentences "
-        f"(batch 1: 256; the teacher: a quarter of those, 3 rounds)."
+        f"(batch 1: 256; the teacher: a quarter of those, 3 rounds).\n"
     )
     print(
         "| model | STS-B dev Spearman | cos to teacher | top-10 overlap | SciFact nDCG@10 | sent/s b=32 | sent/s b=1 "

@@ -111,7 +111,7 @@ def main() -> None:
         print(f"measured {name}: {json.dumps(results[name])}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"\n{args.epochs} epochs each; held-out: 2000 Wikipedia sentences; CPU threads: {args.threads}")
+    print(f"\n{args.epochs} epochs each; held-out: 2000 Wikipedia sentences; CPU threads: {args.threads}\n")
     print(
         "| variant | STS-B dev | cos to teacher | top-10 overlap | vocab | trainable params "
         "| train sentences | minutes |"

@@ -82,7 +82,7 @@ def main() -> None:
     from st_bertapprox.data import teacher_path
 
     wordpiece = AutoTokenizer.from_pretrained(teacher_path()).backend_tokenizer
-    print(f"vocabulary: {len(vocab):,} entries; CPU threads for torch: {args.threads}")
+    print(f"vocabulary: {len(vocab):,} entries; CPU threads for torch: {args.threads}\n")
     print(
         "| corpus | ours: full rules (n-grams + skip-grams + pieces) | ours: n-gram longest match only "
         "| marisa-trie: n-gram longest match only | Rust WordPiece (teacher tokenizer, batch) |"
@@ -119,7 +119,7 @@ def main() -> None:
         fwd1 = per_second(direct, one)
         tok1 = per_second(lambda ts: [vocab.tokenize(t) for t in ts], one)
         print(
-            f"batch 1, per sentence: encode() {1e6 / enc1:.0f} µs = tokenize {1e6 / tok1:.0f} µs + modules "
+            f"\nbatch 1, per sentence: encode() {1e6 / enc1:.0f} µs = tokenize {1e6 / tok1:.0f} µs + modules "
             f"{1e6 / fwd1 - 1e6 / tok1:.0f} µs + SentenceTransformer.encode's own per-call work "
             f"{1e6 / enc1 - 1e6 / fwd1:.0f} µs"
         )
