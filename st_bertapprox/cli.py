@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 
 
@@ -48,8 +49,6 @@ def cmd_build_vocab(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    import shlex
-
     from .distill import DistillConfig, distill_pipeline, load_corpus
 
     defaults = DistillConfig()
@@ -70,7 +69,7 @@ def cmd_distill(args) -> None:
         vocab_dir=args.vocab,
         devices=args.devices,
         corpus_spec=_corpus_spec(args),
-        command="st-bertapprox " + " ".join(shlex.quote(a) for a in args.argv),
+        command=args.command_line,
         teacher_id=args.teacher or "sentence-transformers/all-MiniLM-L6-v2",
     )
     print(json.dumps(result, indent=2))
@@ -100,8 +99,6 @@ def cmd_mteb(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    import shlex
-
     from .data import teacher_path
     from .finetune import FinetuneConfig, finetune_job
 
@@ -112,8 +109,9 @@ def cmd_finetune(args) -> None:
         seed=args.seed,
         max_train_pairs=args.max_train_pairs,
     )
-    command = "st-bertapprox " + " ".join(shlex.quote(a) for a in args.argv)
-    results = finetune_job(args.base or teacher_path(), args.output, tuple(args.poolings), config, command=command)
+    results = finetune_job(
+        args.base or teacher_path(), args.output, tuple(args.poolings), config, command=args.command_line
+    )
     demo = results["demo"]
     print("\nCosine similarity of sentence pairs, before -> after fine-tuning (mean / MLP-then-mean):")
     for i, (a, b) in enumerate(demo["pairs"]):
@@ -194,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    args.argv = argv  # recorded in model cards as the exact command
+    args.command_line = "st-bertapprox " + shlex.join(argv)  # recorded in model cards as the exact command
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -214,6 +214,7 @@ def distill_pipeline(
         "heldout_cosine_to_teacher": metrics["heldout_cosine"],
     }
     vocab = encoder.vocab
+    trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     info = CardInfo(
         title="st-bertapprox student of all-MiniLM-L6-v2",
         description="A BERT approximation for fast retrieval: the text becomes a set of vocabulary n-grams, "
@@ -233,7 +234,7 @@ def distill_pipeline(
         facts={
             "vocabulary": f"{vocab.num_ngrams:,} n-grams, {vocab.num_skipgrams:,} skip-grams, "
             f"{vocab.num_pieces:,} word pieces",
-            "trainable parameters": f"{sum(p.numel() for p in student.parameters() if p.requires_grad):,}",
+            "trainable parameters": f"{trainable:,}",
         },
         tags=["distillation", "static-embeddings"],
     )
@@ -253,7 +254,7 @@ def distill_pipeline(
     result = {
         "metrics": metrics,
         "vocab_size": len(encoder.vocab),
-        "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
+        "trainable_parameters": trainable,
         "train_sentences": len(train_texts),
         "heldout_sentences": len(heldout_texts),
         "corpus": corpus_spec,

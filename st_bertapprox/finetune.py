@@ -17,7 +17,7 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerTraine
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
-from .data import load_stsb
+from .data import load_stsb, teacher_path
 from .evaluation import stsb_evaluator
 from .modules.bert import BertTransformer
 from .modules.pooling import MLPMeanPooling
@@ -149,7 +149,6 @@ def finetune_job(
     base_model = build_model(base, FinetuneConfig(pooling="mean"))
     base_dir = os.path.join(output_dir, "base")
     export_builtin(base_model, base_dir)
-    from .data import teacher_path
 
     is_default = os.path.isdir(base) and os.path.samefile(base, teacher_path())
     base_name = "all-MiniLM-L6-v2" if is_default else os.path.basename(os.path.normpath(base))
@@ -185,9 +184,8 @@ def finetune_job(
         save_pretrained(model, path, info, repo_id=f"st-bertapprox/{name}")
         reloaded = SentenceTransformer(path, trust_remote_code=True)
         builtin_path = os.path.join(output_dir, f"{name}-builtin")
-        builtin = export_builtin(model, builtin_path)
+        export_builtin(model, builtin_path)
         res.update(reloaded_dev=score(reloaded), builtin_dev=score(SentenceTransformer(builtin_path)), path=path)
-        del builtin
         demo[f"after_{pooling}"] = pair_cosines(model)
         demo[f"probe_after_{pooling}"] = contextual_probe(model[0])
         rows.append(

@@ -15,7 +15,7 @@ import yaml
 from hub_server import HubServer
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
-from test_student import tiny_student
+from test_student import WITHOUT_PACKAGE, tiny_student
 
 from st_bertapprox import MLPMeanPooling
 from st_bertapprox.hub import CardInfo, save_pretrained
@@ -23,15 +23,10 @@ from st_bertapprox.modules.student import fold_student
 
 TEXTS = ["A man is playing a guitar.", "Three dogs run through the snow!", "", "naïve café"]
 
-# Runs in a fresh interpreter where importing st_bertapprox fails: the models must load from the repos' own code.
-LOAD_WITHOUT_PACKAGE = r"""
-import importlib.abc, json, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "st_bertapprox":
-            raise ImportError("st_bertapprox is not installed here")
-sys.meta_path.insert(0, Block())
-from sentence_transformers import SentenceTransformer
+# The models must load from the repos' own code.
+LOAD_WITHOUT_PACKAGE = (
+    WITHOUT_PACKAGE
+    + r"""
 texts, trust, out = json.loads(sys.argv[1]), sys.argv[2] == "trust", {}
 for repo in sys.argv[3:]:
     try:
@@ -40,6 +35,7 @@ for repo in sys.argv[3:]:
         out[repo] = str(e)
 print(json.dumps(out))
 """
+)
 
 PUSH = r"""
 import json, sys

@@ -78,17 +78,24 @@ def test_folded_equals_unfolded():
     assert np.abs(half.encode(TEXTS) - student.encode(TEXTS)).max() <= 5e-3
 
 
-BLOCKED_LOAD = r"""
+# Prologue of code run in a fresh interpreter where importing st_bertapprox fails, as on a machine without it.
+WITHOUT_PACKAGE = r"""
 import importlib.abc, json, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name.split(".")[0] == "st_bertapprox":
-            raise ImportError("st_bertapprox is blocked in this process")
+            raise ImportError("st_bertapprox is not installed here")
 sys.meta_path.insert(0, Block())
 from sentence_transformers import SentenceTransformer
+"""
+
+BLOCKED_LOAD = (
+    WITHOUT_PACKAGE
+    + r"""
 model = SentenceTransformer(sys.argv[1], trust_remote_code=True, device="cpu")
 print(json.dumps({"module": type(model[0]).__module__, "emb": model.encode(json.loads(sys.argv[2])).tolist()}))
 """
+)
 
 
 @pytest.mark.parametrize("folded", [False, True])

@@ -18,7 +18,7 @@ import json
 import warnings
 from pathlib import Path
 
-from ..data import data_dir
+from ..data import data_dir, load_stsb
 
 
 def _local_task_classes() -> dict[str, type]:
@@ -40,14 +40,8 @@ def _local_task_classes() -> dict[str, type]:
         def load_data(self, num_proc: int | None = None, **kwargs) -> None:
             if self.data_loaded:
                 return
-            with open(data_dir() / "stsb" / "dev.csv", newline="", encoding="utf-8") as f:
-                rows = list(csv.reader(f))
-            cols = {
-                "sentence1": [r[0] for r in rows],
-                "sentence2": [r[1] for r in rows],
-                "score": [float(r[2]) for r in rows],
-            }
-            self.dataset = DatasetDict({"test": Dataset.from_dict(cols)})
+            dev = load_stsb("dev")  # scores scaled to 0-1; the task expects STS-B's 0-5
+            self.dataset = DatasetDict({"test": dev.map(lambda row: {"score": row["score"] * 5})})
             self.data_loaded = True
 
     class LocalSciFact(official_scifact):
