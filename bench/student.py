@@ -1,7 +1,9 @@
 """The student next to its teacher and the strongest static peers: quality next to speed, all measured in this run.
 
 Rows: the teacher (all-MiniLM-L6-v2); model2vec distilled from the same teacher; model2vec further trained with
-tokenlearn on the same corpus and the same teacher targets as our student; our student, unfolded and folded.
+tokenlearn on the same corpus and the same teacher targets as our student; our student, unfolded and folded. Speed is
+compared like with like: model2vec's own numpy ``StaticModel.encode`` next to our folded student in numpy
+(``NumpyStudent``), and both through ``SentenceTransformer.encode`` (model2vec as ST's ``StaticEmbedding``).
 Columns: STS-B dev Spearman; mean cosine to the teacher and top-10 neighbour overlap with the teacher on held-out
 Wikipedia sentences; SciFact nDCG@10 (exact Faiss search, same for all); sentences/s at batch 32 and batch 1 on
 STS-B dev sentences (CPU, --threads threads); parameters (trainable); size on disk. Ratios are to the teacher.
@@ -23,12 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
+from threadpoolctl import threadpool_limits
 
 from st_bertapprox.data import load_beir, load_stsb, teacher_path
 from st_bertapprox.distill import load_corpus
 from st_bertapprox.evaluation import mean_cosine, neighbour_overlap, retrieval_ndcg
 from st_bertapprox.export import save_with_code
 from st_bertapprox.modules.student import fold_student
+from st_bertapprox.numpy_student import NumpyStudent
 from st_bertapprox.teacher import encode_cached
 
 
@@ -41,12 +46,15 @@ def spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
 
 def round_robin_throughput(rows: list, texts: list[str], batch_size: int, rounds: int) -> list[float]:
     """Sentences/s of every row: each round times every model once, in a rotated order, so all see the same machine
-    drift; the median over rounds is reported."""
+    drift; the median over rounds is reported. A pause before each timing lets the previous model's thread pools
+    (torch's OpenMP, numpy's OpenBLAS) stop spinning: without it, the folded student through SentenceTransformer,
+    timed right after NumpyStudent, measured about half its speed."""
     for row in rows:
         row.encode(texts[:64], batch_size)  # warm-up
     times: list[list[float]] = [[] for _ in rows]
     for r in range(rounds):
         for i in list(range(len(rows)))[r % len(rows) :] + list(range(len(rows)))[: r % len(rows)]:
+            time.sleep(0.25)
             t0 = time.perf_counter()
             rows[i].encode(texts, batch_size)
             times[i].append(time.perf_counter() - t0)
@@ -109,6 +117,12 @@ def model2vec_rows(out: Path, train_texts: list[str], train_emb: np.ndarray, tok
             trained.save_pretrained(str(tl_dir))
         name = "model2vec + tokenlearn (same corpus)"
         rows.append(static_row(name, StaticModel.from_pretrained(str(tl_dir)), tl_dir, True))
+        # the same model through SentenceTransformer.encode, to compare with our student's ST rows
+        st_model = SentenceTransformer(
+            modules=[StaticEmbedding.from_model2vec(str(tl_dir)), Normalize()], device="cpu"
+        )
+        rows.append(st_row(name + ", via SentenceTransformer", st_model, str(tl_dir)))
+        rows[-1].trainable = rows[-2].trainable
     return rows
 
 
@@ -121,6 +135,7 @@ def main() -> None:
     parser.add_argument("--no-tokenlearn", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # numpy's BLAS (NumpyStudent's rho) gets the same threads as torch
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +162,16 @@ def main() -> None:
             )
             half.trainable = info["trainable_parameters"]
     rows.append(half)
+    numpy_student = NumpyStudent.from_pretrained(str(student_dir / "student-folded"))
+    numpy_row = Row(
+        "ours: student (folded), NumpyStudent",
+        lambda texts, batch_size=32: numpy_student.encode(texts, batch_size=batch_size),
+        str(student_dir / "student-folded"),
+        rows[-2].params,
+        info["trainable_parameters"],
+        numpy_student.dim,
+    )
+    rows.insert(len(rows) - 1, numpy_row)
 
     dev = load_stsb("dev")
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
@@ -206,6 +231,22 @@ def main() -> None:
         f"SciFact nDCG@10 {folded['ndcg_teacher_docs']:.4f} "
         f"({folded['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the teacher)"
     )
+    by_name = {row.name: row.metrics for row in rows}
+    pairs = [
+        ("numpy", "ours: student (folded), NumpyStudent", "model2vec + tokenlearn (same corpus)"),
+        (
+            "SentenceTransformer",
+            "ours: student (folded)",
+            "model2vec + tokenlearn (same corpus), via SentenceTransformer",
+        ),
+    ]
+    for interface, ours, peer in pairs:
+        if peer in by_name:
+            print(
+                f"Folded student / model2vec + tokenlearn, both through {interface}: sent/s at b=32 "
+                f"{by_name[ours]['sps32'] / by_name[peer]['sps32']:.2f}x, at b=1 "
+                f"{by_name[ours]['sps1'] / by_name[peer]['sps1']:.2f}x"
+            )
     results = {
         row.name: {**row.metrics, "params": row.params, "trainable": row.trainable, "size_mb": folder_mb(row.path)}
         for row in rows

@@ -2,7 +2,8 @@
 
 Measured in one run on real STS-B dev and Wikipedia sentences: our pure-Python word trie (dict of dicts) vs the same
 longest-match rules on a `marisa-trie` (C++) n-gram trie, vs model2vec's Rust WordPiece tokenizer for scale; and the
-tokenizer's share of the folded student's `SentenceTransformer.encode` time at batch 32.
+tokenizer's share of the folded student's encode time, through `SentenceTransformer.encode` and through
+`NumpyStudent.encode`, at batch 32 and batch 1.
 
     python bench/tokenizer_speed.py --vocab runs/student/vocab [--student runs/student/student-folded]
 """
@@ -122,6 +123,16 @@ def main() -> None:
             f"\nbatch 1, per sentence: encode() {1e6 / enc1:.0f} µs = tokenize {1e6 / tok1:.0f} µs + modules "
             f"{1e6 / fwd1 - 1e6 / tok1:.0f} µs + SentenceTransformer.encode's own per-call work "
             f"{1e6 / enc1 - 1e6 / fwd1:.0f} µs"
+        )
+        from st_bertapprox.numpy_student import NumpyStudent
+
+        fast = NumpyStudent.from_pretrained(args.student)
+        np32 = per_second(lambda ts: fast.encode(ts, batch_size=32), texts)
+        np1 = per_second(lambda ts: [fast.encode(t) for t in ts], one)
+        print(
+            f"\nNumpyStudent, same folded student: batch 32 {np32:,.0f} sentences/s (tokenization "
+            f"{np32 / tok:.0%} of its time); batch 1 {1e6 / np1:.0f} µs per sentence = tokenize "
+            f"{1e6 / tok1:.0f} µs + numpy {1e6 / np1 - 1e6 / tok1:.0f} µs"
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import modules
 from .modules import *  # noqa: F403  (BertTransformer, MLPMeanPooling, VocabSetEncoder, DeepSetsPooling, ...)
+from .numpy_student import NumpyStudent
 
 __version__ = "0.1.0"
-__all__ = [*modules.__all__, "__version__"]
+__all__ = [*modules.__all__, "NumpyStudent", "__version__"]

@@ -18,6 +18,7 @@ from st_bertapprox.evaluation import TeacherAgreementEvaluator
 from st_bertapprox.export import save_with_code
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
 from st_bertapprox.modules.vocab import NGramVocab
+from st_bertapprox.numpy_student import NumpyStudent
 from st_bertapprox.vocab_builder import embed_vocab, mine_vocab
 
 
@@ -76,6 +77,21 @@ def test_folded_equals_unfolded():
     assert np.abs(folded.encode(TEXTS) - student.encode(TEXTS)).max() <= 1e-5
     half = fold_student(student, storage_dtype="float16")
     assert np.abs(half.encode(TEXTS) - student.encode(TEXTS)).max() <= 5e-3
+
+
+def test_numpy_student_equals_folded(tmp_path):
+    folded = fold_student(tiny_student())
+    save_with_code(folded, str(tmp_path / "folded"))
+    fast = NumpyStudent.from_pretrained(str(tmp_path / "folded"))
+    ref = folded.encode(TEXTS)
+    for batch_size in (1, 2, 64):
+        assert np.abs(fast.encode(TEXTS, batch_size=batch_size) - ref).max() <= 1e-5
+    assert not fast.encode("").any() and fast.encode("big city").shape == (16,)
+    save_with_code(tiny_student(), str(tmp_path / "unfolded"))
+    with pytest.raises(ValueError, match="unfolded student: fold it first"):
+        NumpyStudent.from_pretrained(str(tmp_path / "unfolded"))
+    with pytest.raises(FileNotFoundError, match="no modules.json"):
+        NumpyStudent.from_pretrained(str(tmp_path / "nowhere"))
 
 
 # Prologue of code run in a fresh interpreter where importing st_bertapprox fails, as on a machine without it.
@@ -161,3 +177,7 @@ def test_tiny_end_to_end_distillation_on_real_teacher(minilm_path, stsb_train, t
     assert metrics["heldout_cosine"] > before["heldout_cosine"] + 0.05
     emb = student.encode(["A man is playing a guitar.", ""])
     assert emb.shape == (2, 384) and np.isfinite(emb).all() and not emb[1].any()
+    # the numpy serving path of the folded student gives the same embeddings on real text
+    save_with_code(fold_student(student), str(tmp_path / "folded"))
+    fast = NumpyStudent.from_pretrained(str(tmp_path / "folded"))
+    assert np.abs(fast.encode(heldout) - student.encode(heldout)).max() <= 1e-5
