@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--num-sentences", type=int, default=40_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="run only these variants")
-    parser.add_argument("--large-corpus", action="store_true", help="add the 100k-sentence corpus variant")
+    parser.add_argument("--large-corpus", action="store_true", help="add the 100k and all-298k corpus variants")
     parser.add_argument("--out", default="runs/ablations.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

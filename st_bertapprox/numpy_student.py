@@ -13,13 +13,13 @@ SentenceTransformer. The embeddings equal the folded SentenceTransformer's up to
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import numpy as np
 from scipy.special import erf
 
 from .modules.files import find_file, load_json
-from .modules.vocab import NGramVocab
+from .modules.student import DeepSetsPooling, VocabSetEncoder
 
 MAX_LOGIT_RANGE = 80.0  # exp(-80) is still a normal float32: no text's weights can all underflow to zero
 
@@ -28,31 +28,21 @@ class NumpyStudent:
     """Encode with a folded student in numpy (see the module docstring).
 
     Args:
-        vocab: The student's vocabulary (tokenizer).
-        table: ``(V, C + H)`` folded table: ``phi(x)`` then ``H`` attention logits per entry.
-        num_heads: ``H``, the number of attention heads (logit columns).
-        rho: The DeepSetsPooling weights ``rho.{0,1,4}.{weight,bias}`` (LayerNorm, Linear, Linear).
-        max_seq_length: At most this many entries per text (the first ones), as in the encoder.
+        encoder: The folded student's :class:`VocabSetEncoder` (vocabulary + ``[phi(x) | logits]`` table).
+        pooling: Its folded :class:`DeepSetsPooling` (rho).
         normalize: L2-normalise the output (the saved model ends in ``Normalize``).
     """
 
-    def __init__(
-        self,
-        vocab: NGramVocab,
-        table: np.ndarray,
-        num_heads: int,
-        rho: dict[str, np.ndarray],
-        max_seq_length: int = 256,
-        normalize: bool = True,
-    ) -> None:
-        V, width = table.shape
-        C, H = width - num_heads, num_heads
-        if V != len(vocab) or C <= 0 or C % H:
+    def __init__(self, encoder: VocabSetEncoder, pooling: DeepSetsPooling, normalize: bool = True) -> None:
+        if not (encoder.folded_heads and pooling.folded):
             raise ValueError(
-                f"A folded table of shape {table.shape} does not fit a {len(vocab)}-entry vocabulary with {H} heads."
+                "NumpyStudent got an unfolded student: fold it first (`st_bertapprox.fold_student`); "
+                "`st-bertapprox distill` writes the folded one to `student-folded/`."
             )
-        self.vocab, self.dim, self.num_heads = vocab, C, H
-        self.max_seq_length, self.normalize = max_seq_length, normalize
+        table = encoder.embeddings.weight.detach().numpy()  # (V, C + H): phi(x), then H logits
+        V, C, H = len(table), encoder.get_embedding_dimension(), encoder.folded_heads
+        self.vocab, self.dim, self.num_heads = encoder.vocab, C, H
+        self.max_seq_length, self.normalize = encoder.max_seq_length, normalize
         logits = table[:, C:].astype(np.float64)
         logits = np.maximum(logits - logits.max(0), -MAX_LOGIT_RANGE)  # (V, H), largest 0
         weights = np.exp(logits)
@@ -60,49 +50,34 @@ class NumpyStudent:
         self.table = np.concatenate([weighted.reshape(V, C), weights], 1).astype(np.float32)  # (V, C + H)
         self.table[0] = 0.0  # [PAD]: padding adds nothing to either sum
         # rho = LayerNorm -> Linear -> GELU -> Linear; the LayerNorm's affine part is folded into the first Linear
-        ln_w, ln_b = rho["rho.0.weight"].astype(np.float64), rho["rho.0.bias"].astype(np.float64)
-        w1, b1 = rho["rho.1.weight"].T.astype(np.float64), rho["rho.1.bias"].astype(np.float64)  # (C, hidden)
-        self.w1 = np.ascontiguousarray(ln_w[:, None] * w1, dtype=np.float32)
-        self.b1 = (ln_b @ w1 + b1).astype(np.float32)
-        self.w2, self.b2 = np.ascontiguousarray(rho["rho.4.weight"].T), rho["rho.4.bias"]  # (hidden, out)
+        rho = {k: v.detach().double().numpy() for k, v in pooling.rho.state_dict().items()}
+        w1 = rho["1.weight"].T  # (C, hidden)
+        self.w1 = np.ascontiguousarray(rho["0.weight"][:, None] * w1, dtype=np.float32)
+        self.b1 = (rho["0.bias"] @ w1 + rho["1.bias"]).astype(np.float32)
+        self.w2 = np.ascontiguousarray(rho["4.weight"].T, dtype=np.float32)  # (hidden, out)
+        self.b2 = rho["4.bias"].astype(np.float32)
         self.residual = self.w2.shape[1] == C
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str, **hub_kwargs) -> NumpyStudent:
-        """Load a folded student folder (``fold_student`` + ``save``/``save_pretrained``) or Hub repo id."""
-        from safetensors.numpy import load_file
+    def from_model(cls, model: Any) -> NumpyStudent:
+        """From a folded ``SentenceTransformer([VocabSetEncoder, DeepSetsPooling, (Normalize)])`` in memory."""
+        encoder, pooling, *rest = list(model)
+        return cls(encoder, pooling, normalize=_ends_in_normalize([type(m).__name__ for m in rest]))
 
-        def need(name: str) -> str:
-            path = find_file(model_name_or_path, name, **hub_kwargs)
-            if path is None:
-                raise FileNotFoundError(f"{model_name_or_path!r} has no {name}: not a saved student.")
-            return path
-
-        modules = load_json(need("modules.json"))
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, **hub_kwargs: Any) -> NumpyStudent:
+        """Load a folded student folder (``fold_student`` + ``save``/``save_pretrained``) or Hub repo id, with the
+        modules' own loaders (same files, same checks), without running the folder's code."""
+        path = find_file(model_name_or_path, "modules.json", **hub_kwargs)
+        if path is None:
+            raise FileNotFoundError(f"{model_name_or_path!r} has no modules.json: not a saved student.")
+        modules = load_json(path)
         kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
         if kinds[:2] != ["VocabSetEncoder", "DeepSetsPooling"]:
             raise ValueError(f"{model_name_or_path!r} is not a student (modules {kinds}).")
-        enc_dir, pool_dir = (modules[i]["path"] for i in (0, 1))
-        config = load_json(need(os.path.join(enc_dir, "vocab_set_encoder_config.json")))
-        pooling = load_json(need(os.path.join(pool_dir, "deepsets_config.json")))
-        if not pooling.get("folded") or not config.get("folded_heads"):
-            raise ValueError(
-                f"{model_name_or_path!r} is an unfolded student: fold it first (`st_bertapprox.fold_student`); "
-                "`st-bertapprox distill` writes the folded one to `student-folded/`."
-            )
-        vocab = NGramVocab.load(need(os.path.join(enc_dir, "vocab.json")))
-        if config.get("vocab_fingerprint") not in (None, vocab.fingerprint()):
-            raise ValueError(f"{model_name_or_path!r}: vocab.json does not match its table (fingerprint mismatch).")
-        table = load_file(need(os.path.join(enc_dir, "model.safetensors")))["embeddings"].astype(np.float32)
-        rho = load_file(need(os.path.join(pool_dir, "model.safetensors")))
-        return cls(
-            vocab,
-            table,
-            config["folded_heads"],
-            rho,
-            max_seq_length=config.get("max_seq_length", 256),
-            normalize=kinds[2:3] == ["Normalize"],
-        )
+        encoder = VocabSetEncoder.load(model_name_or_path, subfolder=modules[0]["path"], **hub_kwargs)
+        pooling = DeepSetsPooling.load(model_name_or_path, subfolder=modules[1]["path"], **hub_kwargs)
+        return cls(encoder, pooling, normalize=_ends_in_normalize(kinds[2:]))
 
     def encode(self, sentences: str | list[str], batch_size: int = 1024) -> np.ndarray:
         """``(N, D)`` float32 embeddings (``(D,)`` for a single string); an empty text gives a zero vector."""
@@ -136,6 +111,16 @@ class NumpyStudent:
         if self.normalize:
             y *= 1.0 / np.maximum(np.sqrt((y * y).sum(1, keepdims=True)), 1e-12)
         return y
+
+
+def _ends_in_normalize(after_pooling: list[str]) -> bool:
+    """Whether the modules after DeepSetsPooling are ``[Normalize]`` (True) or none (False); anything else would be
+    silently skipped, so it is an error."""
+    if after_pooling not in ([], ["Normalize"]):
+        raise ValueError(
+            f"NumpyStudent runs encoder -> pooling (-> Normalize), not the modules {after_pooling} after them."
+        )
+    return bool(after_pooling)
 
 
 def gelu(h: np.ndarray) -> np.ndarray:
