@@ -5,16 +5,16 @@ Two views, each measured in this run and reported as a ratio (ours / reference; 
   * encode:  the whole `SentenceTransformer.encode` pipeline (tokenise, encode, mean-pool, normalise), ours vs the
     packaged model, on the STS-B dev sentences, plus their max |difference| (parity next to speed).
 
-    python bench/bert_speed.py [--threads 2] [--repeats 20]
+    python bench/bert_speed.py [--threads 2] [--repeats 20] [--small]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from common import Report, bench_parser, set_threads
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 from transformers import AutoTokenizer, BertModel
@@ -38,12 +38,14 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    if args.small:
+        args.repeats = 2
+    rep, results = Report("bert_speed", args), {}
     path = teacher_path()
     ours = BertTransformer(path).eval()
     ref = BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
@@ -51,10 +53,12 @@ def main() -> None:
     dev = load_stsb("dev")
     sentences = list(dev["sentence1"])
 
-    print(f"CPU threads: {args.threads}, torch {torch.__version__}, batch {args.batch_size}, median of {args.repeats}")
-    print()
-    print("| view | seq len | ours (ms/batch) | transformers (ms/batch) | ratio ours/ref | max abs diff |")
-    print("|---|---|---|---|---|---|")
+    rep.print(
+        f"CPU threads: {args.threads}, torch {torch.__version__}, batch {args.batch_size}, median of {args.repeats}",
+        "",
+        "| view | seq len | ours (ms/batch) | transformers (ms/batch) | ratio ours/ref | max abs diff |",
+        "|---|---|---|---|---|---|",
+    )
     for T in (16, 128):
         # real sentences, repeated into long enough texts, padded to exactly T (so both see identical work)
         texts = [" ".join(sentences[i : i + 8]) for i in range(args.batch_size)]
@@ -72,20 +76,27 @@ def main() -> None:
                 args.repeats,
             )
         t_ours, t_ref = med["ours"], med["ref"]
-        print(f"| forward | {T} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_ours / t_ref:.3f} | {diff:.1e} |")
+        results[f"forward_{T}"] = {"ours_s": t_ours, "ref_s": t_ref, "ratio": t_ours / t_ref, "max_abs_diff": diff}
+        rep.print(f"| forward | {T} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_ours / t_ref:.3f} | {diff:.1e} |")
 
     ours_st = SentenceTransformer(modules=[ours, Pooling(ours.get_embedding_dimension(), "mean"), Normalize()])
     ref_st = SentenceTransformer(path)
-    texts = sentences[:512]
+    texts = sentences[: 64 if args.small else 512]
     enc = dict(batch_size=args.batch_size, convert_to_tensor=True)
     diff = (ours_st.encode(texts, **enc) - ref_st.encode(texts, **enc)).abs().max().item()
-    med = interleaved({"ours": lambda: ours_st.encode(texts, **enc), "ref": lambda: ref_st.encode(texts, **enc)}, 6)
+    med = interleaved(
+        {"ours": lambda: ours_st.encode(texts, **enc), "ref": lambda: ref_st.encode(texts, **enc)},
+        min(6, args.repeats),
+    )
     t_ours, t_ref = med["ours"], med["ref"]
     n = len(texts)
-    print(
+    results["encode"] = {"ours_s": t_ours, "ref_s": t_ref, "ratio": t_ours / t_ref, "max_abs_diff": diff}
+    rep.print(
         f"| encode (STS-B dev, {n} sentences; sentences/s) | dynamic | {n / t_ours:.0f} | {n / t_ref:.0f} "
         f"| {t_ours / t_ref:.3f} | {diff:.1e} |"
     )
+
+    rep.save(results)
 
 
 if __name__ == "__main__":

@@ -8,33 +8,34 @@ Columns: STS-B dev Spearman; mean cosine to the teacher and top-10 neighbour ove
 Wikipedia sentences; SciFact nDCG@10 (exact Faiss search, same for all); sentences/s at batch 32 and batch 1 on
 STS-B dev sentences (CPU, --threads threads); parameters (trainable); size on disk. Ratios are to the teacher.
 
-    python bench/student.py --student runs/student [--threads 2]
+    python bench/student.py --student runs/student [--threads 2]   # writes bench/results/student.{md,json}
+    python bench/student.py --student runs/small --small              # smoke run (CI): a few hundred texts
 
 ``--student`` is a folder written by ``st-bertapprox distill`` (``student/``, ``student-folded/``, ``results.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
-import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
+from common import Report, bench_parser, folder_mb, markdown_table, round_robin_throughput, set_threads
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
-from threadpoolctl import threadpool_limits
 
-from st_bertapprox.data import load_beir, load_stsb, teacher_path
-from st_bertapprox.distill import load_corpus
+from st_bertapprox.data import load_beir, load_corpus, load_stsb, teacher_path
 from st_bertapprox.evaluation import mean_cosine, neighbour_overlap, retrieval_ndcg
 from st_bertapprox.export import save_with_code
 from st_bertapprox.modules.student import fold_student
 from st_bertapprox.numpy_student import NumpyStudent
 from st_bertapprox.teacher import encode_cached
+
+# evaluation sizes: (STS-B dev pairs, SciFact queries, SciFact extra docs, speed texts, speed rounds); None = all
+FULL = dict(stsb_pairs=None, queries=None, docs=None, speed_texts=2048, rounds=7)
+SMALL = dict(stsb_pairs=300, queries=50, docs=500, speed_texts=256, rounds=2)
 
 
 def spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
@@ -44,38 +45,15 @@ def spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
     return float(spearmanr(cos, gold).statistic)
 
 
-def round_robin_throughput(rows: list, texts: list[str], batch_size: int, rounds: int) -> list[float]:
-    """Sentences/s of every row: each round times every model once, in a rotated order, so all see the same machine
-    drift; the median over rounds is reported. A pause before each timing lets the previous model's thread pools
-    (torch's OpenMP, numpy's OpenBLAS) stop spinning: without it, the folded student through SentenceTransformer,
-    timed right after NumpyStudent, measured about half its speed."""
-    for row in rows:
-        row.encode(texts[:64], batch_size)  # warm-up
-    times: list[list[float]] = [[] for _ in rows]
-    for r in range(rounds):
-        for i in list(range(len(rows)))[r % len(rows) :] + list(range(len(rows)))[: r % len(rows)]:
-            time.sleep(0.25)
-            t0 = time.perf_counter()
-            rows[i].encode(texts, batch_size)
-            times[i].append(time.perf_counter() - t0)
-    return [len(texts) / statistics.median(t) for t in times]
-
-
-def folder_mb(path: str | Path) -> float:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
-
-
+@dataclass
 class Row:
-    def __init__(self, name: str, encode, path: str | None, params: int, trainable: int, dim: int):
-        self.name, self.encode, self.path, self.params, self.trainable, self.dim = (
-            name,
-            encode,
-            path,
-            params,
-            trainable,
-            dim,
-        )
-        self.metrics: dict[str, float | None] = {}
+    name: str
+    encode: Callable  # encode(texts, batch_size=32) -> (N, D) array
+    path: str
+    params: int
+    trainable: int
+    dim: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
 
 def st_row(name: str, model: SentenceTransformer, path: str) -> Row:
@@ -126,109 +104,109 @@ def model2vec_rows(out: Path, train_texts: list[str], train_emb: np.ndarray, tok
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--student", required=True, help="folder written by `st-bertapprox distill`")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="runs/bench", help="where peer models and the results JSON go")
-    parser.add_argument("--no-model2vec", action="store_true")
-    parser.add_argument("--no-tokenlearn", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)  # numpy's BLAS (NumpyStudent's rho) gets the same threads as torch
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    student_dir = Path(args.student)
-    info = json.loads((student_dir / "results.json").read_text())
-
-    teacher = SentenceTransformer(teacher_path(), device="cpu")
-    _, train_texts, heldout = load_corpus(**info["corpus"])
-    rows = [st_row("teacher: all-MiniLM-L6-v2", teacher, teacher_path())]
-    if not args.no_model2vec:
-        train_emb = encode_cached(teacher, train_texts, name="corpus")
-        rows += model2vec_rows(out, train_texts, train_emb, tokenlearn=not args.no_tokenlearn)
-    ours = {}
-    for name, sub in [("ours: student (unfolded)", "student"), ("ours: student (folded)", "student-folded")]:
-        ours[sub] = SentenceTransformer(str(student_dir / sub), trust_remote_code=True, device="cpu")
-        rows.append(st_row(name, ours[sub], str(student_dir / sub)))
-    fast = NumpyStudent.from_model(ours["student-folded"])  # the same folded model, run in numpy
-    rows.append(
+def student_rows(student_dir: Path, out: Path, trainable: int) -> list[Row]:
+    """Our student unfolded, folded, folded in numpy (NumpyStudent) and folded with a float16 table."""
+    unfolded = SentenceTransformer(str(student_dir / "student"), trust_remote_code=True, device="cpu")
+    folded = SentenceTransformer(str(student_dir / "student-folded"), trust_remote_code=True, device="cpu")
+    numpy_student = NumpyStudent.from_model(folded)  # the same folded model, run in numpy
+    half_dir = out / "student-folded-fp16"  # the folded table in float16: half the size, ~1e-4 deviations
+    save_with_code(fold_student(unfolded, storage_dtype="float16"), str(half_dir))
+    half = SentenceTransformer(str(half_dir), trust_remote_code=True, device="cpu")
+    rows = [
+        st_row("ours: student (unfolded)", unfolded, str(student_dir / "student")),
+        st_row("ours: student (folded)", folded, str(student_dir / "student-folded")),
         Row(
             "ours: student (folded), NumpyStudent",
-            lambda texts, batch_size=32: fast.encode(texts, batch_size=batch_size),
+            lambda texts, batch_size=32: numpy_student.encode(texts, batch_size=batch_size),
             str(student_dir / "student-folded"),
-            rows[-1].params,
+            sum(p.numel() for p in folded.parameters()),
             0,
-            fast.dim,
-        )
-    )
-    half_dir = out / "student-folded-fp16"  # the folded table in float16: half the size, ~1e-4 deviations
-    save_with_code(fold_student(ours["student"], storage_dtype="float16"), str(half_dir))
-    half = SentenceTransformer(str(half_dir), trust_remote_code=True, device="cpu")
-    rows.append(st_row("ours: student (folded, fp16 table)", half, str(half_dir)))
-    for row in rows[-4:]:
-        row.trainable = info["trainable_parameters"]
+            numpy_student.dim,
+        ),
+        st_row("ours: student (folded, fp16 table)", half, str(half_dir)),
+    ]
+    for row in rows:
+        row.trainable = trainable
+    return rows
 
-    dev = load_stsb("dev")
+
+def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], sizes: dict) -> dict:
+    """Quality columns of every row (the first row is ``teacher``'s: its held-out and document embeddings come
+    from the teacher cache that ``distill`` filled); returns what the report's captions need."""
+    dev = load_stsb("dev").select(range(sizes["stsb_pairs"] or len(load_stsb("dev"))))
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
     corpus, queries, qrels = load_beir("scifact", "test")
+    query_ids = list(queries)[: sizes["queries"]]
+    if sizes["docs"]:  # the relevant documents of the kept queries plus the first `docs` others
+        keep = {d for q in query_ids for d in qrels[q]} | set(list(corpus)[: sizes["docs"]])
+        corpus = {d: t for d, t in corpus.items() if d in keep}
     doc_ids, docs = list(corpus), list(corpus.values())
-    query_ids, query_texts = list(queries), list(queries.values())
+    query_texts = [queries[q] for q in query_ids]
     teacher_held = encode_cached(teacher, heldout, name="heldout")
     teacher_docs = encode_cached(teacher, docs, name="scifact corpus", batch_size=32)
-    speed_texts = list(dict.fromkeys(s1 + s2))[:2048]
     for row in rows:
         is_teacher = row is rows[0]
         held = teacher_held if is_teacher else row.encode(heldout)
         doc_emb = teacher_docs if is_teacher else row.encode(docs)
+        query_emb = row.encode(query_texts)
         m = row.metrics
         m["stsb"] = spearman(row.encode(s1), row.encode(s2), gold)
         m["cosine"] = mean_cosine(held, teacher_held) if row.dim == teacher_held.shape[1] else None
         m["top10"] = neighbour_overlap(held, teacher_held, 10)
-        m["ndcg"] = retrieval_ndcg(row.encode(query_texts), doc_emb, query_ids, doc_ids, qrels, 10)
+        m["ndcg"] = retrieval_ndcg(query_emb, doc_emb, query_ids, doc_ids, qrels, 10)
         if row.name == "ours: student (folded)":
-            m["ndcg_teacher_docs"] = retrieval_ndcg(
-                row.encode(query_texts), teacher_docs, query_ids, doc_ids, qrels, 10
-            )
+            m["ndcg_teacher_docs"] = retrieval_ndcg(query_emb, teacher_docs, query_ids, doc_ids, qrels, 10)
         print(f"measured {row.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if v is not None), flush=True)
+    return {"stsb_pairs": len(s1), "queries": len(query_ids), "docs": len(docs), "speed_texts": s1 + s2}
 
-    fast = rows[1:]  # the teacher is timed on fewer texts and rounds: it is 100x slower
-    for batch_size, n in [(32, len(speed_texts)), (1, 256)]:
-        speeds = round_robin_throughput(rows[:1], speed_texts[: n // 4], batch_size, 3)
-        speeds += round_robin_throughput(fast, speed_texts[:n], batch_size, 7)
+
+def measure_speed(rows: list[Row], texts: list[str], sizes: dict) -> None:
+    """sent/s at batch 32 and 1; the teacher is timed on a quarter of the texts and 3 rounds: it is 100x slower."""
+    texts = list(dict.fromkeys(texts))[: sizes["speed_texts"]]
+    teacher, others = rows[0], rows[1:]
+    for batch_size, n in [(32, len(texts)), (1, len(texts) // 8)]:
+        speeds = round_robin_throughput([teacher.encode], texts[: n // 4], batch_size, min(3, sizes["rounds"]))
+        speeds += round_robin_throughput([r.encode for r in others], texts[:n], batch_size, sizes["rounds"])
         for row, sps in zip(rows, speeds):
             row.metrics[f"sps{batch_size}"] = sps
+
+
+def report(rows: list[Row], report: Report, captions: dict) -> None:
     ref = rows[0].metrics
-    print(
-        f"\nCPU threads: {args.threads}; held-out: {len(heldout)} Wikipedia sentences; "
-        f"SciFact test: {len(queries)} queries, "
-        f"{len(docs)} docs; speed: median of 7 round-robin rounds on {len(speed_texts)} STS-B dev sentences "
-        f"(batch 1: 256; the teacher: a quarter of those, 3 rounds).\n"
+    report.print(
+        f"CPU threads: {captions['threads']}; held-out: {captions['heldout']} Wikipedia sentences; STS-B dev: "
+        f"{captions['stsb_pairs']} pairs; SciFact test: {captions['queries']} queries, {captions['docs']} docs; "
+        f"speed: median of {captions['rounds']} round-robin rounds on {captions['n_speed']} STS-B dev sentences "
+        f"(batch 1: {captions['n_speed'] // 8}; the teacher: a quarter of those, "
+        f"{min(3, captions['rounds'])} rounds).",
+        "",
     )
-    print(
-        "| model | STS-B dev Spearman | cos to teacher | top-10 overlap | SciFact nDCG@10 | sent/s b=32 | sent/s b=1 "
-        "| params (trainable) | size MB |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    table = []
     for row in rows:
         m = row.metrics
         cos = f"{m['cosine']:.3f}" if m["cosine"] is not None else f"n/a ({row.dim}-d)"
-        print(
-            f"| {row.name} | {m['stsb']:.4f} ({m['stsb'] / ref['stsb']:.1%}) | {cos} | {m['top10']:.3f} "
-            f"| {m['ndcg']:.4f} ({m['ndcg'] / ref['ndcg']:.1%}) "
-            f"| {m['sps32']:,.0f} ({m['sps32'] / ref['sps32']:.0f}x) "
-            f"| {m['sps1']:,.0f} ({m['sps1'] / ref['sps1']:.0f}x) "
-            f"| {row.params / 1e6:.1f}M ({row.trainable / 1e6:.2f}M) "
-            f"| {folder_mb(row.path):.0f} |"
+        table.append(
+            [
+                row.name,
+                f"{m['stsb']:.4f} ({m['stsb'] / ref['stsb']:.1%})",
+                cos,
+                f"{m['top10']:.3f}",
+                f"{m['ndcg']:.4f} ({m['ndcg'] / ref['ndcg']:.1%})",
+                f"{m['sps32']:,.0f} ({m['sps32'] / ref['sps32']:.0f}x)",
+                f"{m['sps1']:,.0f} ({m['sps1'] / ref['sps1']:.0f}x)",
+                f"{row.params / 1e6:.1f}M ({row.trainable / 1e6:.2f}M)",
+                f"{folder_mb(row.path):.0f}",
+            ]
         )
-    folded = next(r.metrics for r in rows if r.name == "ours: student (folded)")
-    print(
-        f"\nAsymmetric retrieval (queries by the folded student, documents indexed offline by the teacher): "
-        f"SciFact nDCG@10 {folded['ndcg_teacher_docs']:.4f} "
-        f"({folded['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the teacher)"
-    )
+    header = ["model", "STS-B dev Spearman", "cos to teacher", "top-10 overlap", "SciFact nDCG@10", "sent/s b=32"]
+    report.print(*markdown_table(header + ["sent/s b=1", "params (trainable)", "size MB"], table), "")
     by_name = {row.name: row.metrics for row in rows}
+    folded = by_name["ours: student (folded)"]
+    report.print(
+        "Asymmetric retrieval (queries by the folded student, documents indexed offline by the teacher): "
+        f"SciFact nDCG@10 {folded['ndcg_teacher_docs']:.4f} ({folded['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the "
+        "teacher)"
+    )
     pairs = [
         ("numpy", "ours: student (folded), NumpyStudent", "model2vec + tokenlearn (same corpus)"),
         (
@@ -239,16 +217,45 @@ def main() -> None:
     ]
     for interface, ours, peer in pairs:
         if peer in by_name:
-            print(
+            report.print(
                 f"Folded student / model2vec + tokenlearn, both through {interface}: sent/s at b=32 "
                 f"{by_name[ours]['sps32'] / by_name[peer]['sps32']:.2f}x, at b=1 "
                 f"{by_name[ours]['sps1'] / by_name[peer]['sps1']:.2f}x"
             )
-    results = {
-        row.name: {**row.metrics, "params": row.params, "trainable": row.trainable, "size_mb": folder_mb(row.path)}
-        for row in rows
-    }
-    (out / "student_bench.json").write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    parser = bench_parser(__doc__.splitlines()[0])
+    parser.add_argument("--student", required=True, help="folder written by `st-bertapprox distill`")
+    parser.add_argument("--out", default="runs/bench", help="where the peer models and the fp16 student go")
+    parser.add_argument("--no-model2vec", action="store_true")
+    parser.add_argument("--no-tokenlearn", action="store_true")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    sizes = SMALL if args.small else FULL
+    out, student_dir = Path(args.out), Path(args.student)
+    out.mkdir(parents=True, exist_ok=True)
+    info = json.loads((student_dir / "results.json").read_text())
+
+    teacher = SentenceTransformer(teacher_path(), device="cpu")
+    _, train_texts, heldout = load_corpus(**info["corpus"])
+    rows = [st_row("teacher: all-MiniLM-L6-v2", teacher, teacher_path())]
+    if not args.no_model2vec:
+        train_emb = encode_cached(teacher, train_texts, name="corpus")
+        rows += model2vec_rows(out, train_texts, train_emb, tokenlearn=not args.no_tokenlearn)
+    rows += student_rows(student_dir, out, info["trainable_parameters"])
+
+    captions = evaluate(rows, teacher, heldout, sizes)
+    measure_speed(rows, captions.pop("speed_texts"), sizes)
+    rep = Report("student", args)
+    captions.update(threads=args.threads, heldout=len(heldout), rounds=sizes["rounds"], n_speed=sizes["speed_texts"])
+    report(rows, rep, captions)
+    rep.save(
+        {
+            row.name: {**row.metrics, "params": row.params, "trainable": row.trainable, "size_mb": folder_mb(row.path)}
+            for row in rows
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -7,26 +7,25 @@ instead of 5, about as many training steps as 100k for 5 epochs). Columns: STS-B
 neighbour overlap with the teacher on held-out Wikipedia sentences, vocabulary size, trainable parameters, time.
 
     python bench/student_ablations.py --vocab runs/student/vocab [--epochs 5] [--threads 2] [--large-corpus]
+    python bench/student_ablations.py --vocab runs/small/vocab --small   # smoke run (CI): 2 variants, 1 epoch
 
 ``--vocab`` is the vocabulary folder written by ``st-bertapprox distill`` (or ``build-vocab``) on the default corpus.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
-import torch
+from common import Report, bench_parser, markdown_table, set_threads
 from sentence_transformers import SentenceTransformer
 
-from st_bertapprox.data import teacher_path
-from st_bertapprox.distill import DistillConfig, distill, load_corpus
-from st_bertapprox.modules.files import save_json
+from st_bertapprox.config import CorpusConfig, DistillConfig, StudentConfig
+from st_bertapprox.data import load_corpus, teacher_path
+from st_bertapprox.distill import distill
 from st_bertapprox.modules.student import VocabSetEncoder
 from st_bertapprox.modules.vocab import NGramVocab
 
@@ -56,53 +55,52 @@ def smaller(encoder: VocabSetEncoder, fraction: float) -> VocabSetEncoder:
     return subset(encoder, lambda e: e in keep)
 
 
+def variants(encoder: VocabSetEncoder, recipe: DistillConfig, n: int, large_corpus: bool) -> dict[str, tuple]:
+    """name -> (encoder, recipe, student architecture, training sentences): the default with one change each."""
+    arch = StudentConfig()
+    out = {
+        "default": (encoder, recipe, arch, n),
+        "no entry adapter": (encoder, recipe, replace(arch, adapter_rank=0), n),
+        "attention, 1 head": (encoder, recipe, replace(arch, num_heads=1), n),
+        "mean pooling (no attention)": (encoder, recipe, replace(arch, pooling="mean"), n),
+        "overlapping n-grams": (subset(encoder, overlapping=True), recipe, arch, n),
+        "no skip-grams": (subset(encoder, skipgrams=False), recipe, arch, n),
+        "unigrams only": (subset(encoder, lambda e: " " not in e, skipgrams=False), recipe, arch, n),
+        "half the vocabulary (most frequent half of each n-gram order)": (smaller(encoder, 0.5), recipe, arch, n),
+        "corpus 10k sentences": (encoder, recipe, arch, min(10_000, n // 4)),
+    }
+    if large_corpus:  # ~2.5x and ~3x the training time, and 60k / 260k more teacher-encoded sentences
+        out["corpus 100k sentences"] = (encoder, recipe, arch, 100_000)
+        out["corpus all 298k sentences, 2 epochs"] = (encoder, replace(recipe, epochs=2), arch, 300_000)
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vocab", required=True)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--num-sentences", type=int, default=40_000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", nargs="*", help="run only these variants")
+    parser = bench_parser(__doc__.splitlines()[0])
+    parser.add_argument("--vocab", required=True, help="a vocabulary folder (build-vocab / distill output)")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (1 with --small)")
+    parser.add_argument("--num-sentences", type=int, help="default: the corpus default (2,000 with --small)")
+    parser.add_argument("--only", nargs="*", help="run only these variants (default with --small: 2 of them)")
     parser.add_argument("--large-corpus", action="store_true", help="add the 100k and all-298k corpus variants")
-    parser.add_argument("--out", default="runs/ablations.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    corpus = CorpusConfig.small() if args.small else CorpusConfig()
+    recipe = DistillConfig.small() if args.small else DistillConfig()
+    recipe = replace(recipe, epochs=args.epochs or recipe.epochs, eval_stsb=True)
+    n = args.num_sentences or corpus.num_sentences
+    only = args.only or (["default", "no skip-grams"] if args.small else None)
     teacher = SentenceTransformer(teacher_path(), device="cpu")
     encoder = VocabSetEncoder.load(args.vocab)
-    base = DistillConfig(epochs=args.epochs, eval_stsb=True)
-    variants = {
-        "default": (encoder, base, args.num_sentences),
-        "no entry adapter": (encoder, replace(base, adapter_rank=0), args.num_sentences),
-        "attention, 1 head": (encoder, replace(base, pooling={**base.pooling, "num_heads": 1}), args.num_sentences),
-        "mean pooling (no attention)": (
-            encoder,
-            replace(base, pooling={**base.pooling, "pooling": "mean"}),
-            args.num_sentences,
-        ),
-        "overlapping n-grams": (subset(encoder, overlapping=True), base, args.num_sentences),
-        "no skip-grams": (subset(encoder, skipgrams=False), base, args.num_sentences),
-        "unigrams only": (subset(encoder, lambda e: " " not in e, skipgrams=False), base, args.num_sentences),
-        "half the vocabulary (most frequent half of each n-gram order)": (
-            smaller(encoder, 0.5),
-            base,
-            args.num_sentences,
-        ),
-        "corpus 10k sentences": (encoder, base, 10_000),
-    }
-    if args.large_corpus:  # ~2.5x and ~3x the training time, and 60k / 260k more teacher-encoded sentences
-        variants["corpus 100k sentences"] = (encoder, base, 100_000)
-        variants["corpus all 298k sentences, 2 epochs"] = (encoder, replace(base, epochs=2), 300_000)
-    out = Path(args.out)
-    # a partial run (--only) adds to the results of earlier runs instead of replacing them
-    results = json.loads(out.read_text()) if args.only and out.exists() else {}
-    for name, (enc, config, n) in variants.items():
-        if args.only and name not in args.only:
+    rep = Report("student_ablations", args)
+    results = {}
+    for name, (enc, config, arch, size) in variants(encoder, recipe, n, args.large_corpus).items():
+        if only and name not in only:
             continue
-        _, train, heldout = load_corpus(num_sentences=n)
+        _, train, heldout = load_corpus(replace(corpus, num_sentences=size))
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             student, metrics = distill(
-                teacher, copy.deepcopy(enc), train, heldout, tmp, config, show_progress_bar=False
+                teacher, copy.deepcopy(enc), train, heldout, tmp, config, arch, show_progress_bar=False
             )
         results[name] = {
             "stsb": metrics["sts-dev_spearman_cosine"],
@@ -111,25 +109,31 @@ def main() -> None:
             "vocab": len(enc.vocab),
             "trainable": sum(p.numel() for p in student.parameters() if p.requires_grad),
             "train_sentences": len(train),
+            "epochs": config.epochs,
             "minutes": (time.perf_counter() - t0) / 60,
         }
         print(f"measured {name}: {json.dumps(results[name])}", flush=True)
-        save_json(results, str(out))  # after every variant: an interrupted run keeps what it measured
-    print(
-        f"\n{args.epochs} epochs each unless the variant says otherwise; held-out: 2000 Wikipedia sentences; "
-        f"CPU threads: {args.threads}\n"
+    rep.print(
+        f"{recipe.epochs} epochs each unless the variant says otherwise; held-out: {len(heldout):,} Wikipedia "
+        f"sentences; CPU threads: {args.threads}",
+        "",
     )
-    print(
-        "| variant | STS-B dev | cos to teacher | top-10 overlap | vocab | trainable params "
-        "| train sentences | minutes |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, r in results.items():
-        print(
-            f"| {name} | {r['stsb']:.4f} | {r['cosine']:.4f} | {r['top10']:.3f} | {r['vocab']:,} "
-            f"| {r['trainable'] / 1e6:.2f}M "
-            f"| {r['train_sentences']:,} | {r['minutes']:.1f} |"
-        )
+    header = ["variant", "STS-B dev", "cos to teacher", "top-10 overlap", "vocab", "trainable params"]
+    rows = [
+        [
+            name,
+            f"{r['stsb']:.4f}",
+            f"{r['cosine']:.4f}",
+            f"{r['top10']:.3f}",
+            f"{r['vocab']:,}",
+            f"{r['trainable'] / 1e6:.2f}M",
+            f"{r['train_sentences']:,}",
+            f"{r['minutes']:.1f}",
+        ]
+        for name, r in results.items()
+    ]
+    rep.print(*markdown_table(header + ["train sentences", "minutes"], rows))
+    rep.save(results)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,15 @@ longest-match rules on a `marisa-trie` (C++) n-gram trie, vs model2vec's Rust Wo
 tokenizer's share of the folded student's encode time, through `SentenceTransformer.encode` and through
 `NumpyStudent.encode`, at batch 32 and batch 1.
 
-    python bench/tokenizer_speed.py --vocab runs/student/vocab [--student runs/student/student-folded]
+    python bench/tokenizer_speed.py --vocab runs/student/vocab [--student runs/student/student-folded] [--small]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
+from common import Report, bench_parser, set_threads
 
 from st_bertapprox.data import load_sentences, load_stsb
 from st_bertapprox.modules.student import VocabSetEncoder
@@ -62,18 +62,19 @@ def per_second(fn, texts: list[str], repeats: int = 3) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--vocab", required=True)
     parser.add_argument("--student", help="a folded student folder, to measure the tokenizer's share of encode()")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    n = 300 if args.small else None  # texts per corpus (None: all)
     vocab = VocabSetEncoder.load(args.vocab).vocab
     dev = load_stsb("dev")
     corpora = {
-        "STS-B dev": list(dict.fromkeys(list(dev["sentence1"]) + list(dev["sentence2"]))),
-        "Wikipedia": load_sentences(skip=298_000),
+        "STS-B dev": list(dict.fromkeys(list(dev["sentence1"]) + list(dev["sentence2"])))[:n],
+        "Wikipedia": load_sentences(skip=298_000)[:n],
     }
+    rep, results = Report("tokenizer_speed", args), {}
     ngram_only = NGramVocab(vocab.to_dict()["ngrams"], pieces=vocab.to_dict()["pieces"])  # no skip-grams
     marisa = MarisaLongestMatch(ngram_only)
     for texts in corpora.values():  # same rules, same output
@@ -83,18 +84,20 @@ def main() -> None:
     from st_bertapprox.data import teacher_path
 
     wordpiece = AutoTokenizer.from_pretrained(teacher_path()).backend_tokenizer
-    print(f"vocabulary: {len(vocab):,} entries; CPU threads for torch: {args.threads}\n")
-    print(
+    rep.print(
+        f"vocabulary: {len(vocab):,} entries; CPU threads for torch: {args.threads}",
+        "",
         "| corpus | ours: full rules (n-grams + skip-grams + pieces) | ours: n-gram longest match only "
-        "| marisa-trie: n-gram longest match only | Rust WordPiece (teacher tokenizer, batch) |"
+        "| marisa-trie: n-gram longest match only | Rust WordPiece (teacher tokenizer, batch) |",
+        "|---|---|---|---|---|",
     )
-    print("|---|---|---|---|---|")
     for name, texts in corpora.items():
         full = per_second(lambda ts: [vocab.tokenize(t) for t in ts], texts)
         ours = per_second(lambda ts: [ngram_only.tokenize(t) for t in ts], texts)
         mar = per_second(lambda ts: [marisa.tokenize(t) for t in ts], texts)
         rust = per_second(lambda ts: wordpiece.encode_batch(ts), texts)
-        print(
+        results[name] = {"full": full, "ngram_only": ours, "marisa": mar, "wordpiece": rust}
+        rep.print(
             f"| {name} ({len(texts)} texts) | {full:,.0f}/s | {ours:,.0f}/s | {mar:,.0f}/s ({mar / ours:.2f}x) "
             f"| {rust:,.0f}/s |"
         )
@@ -103,10 +106,12 @@ def main() -> None:
 
         model = SentenceTransformer(args.student, trust_remote_code=True, device="cpu")
         texts = corpora["STS-B dev"][:2048]
+        rep.print("")
         encode = per_second(lambda ts: model.encode(ts, batch_size=32), texts)
         tok = per_second(lambda ts: [vocab.tokenize(t) for t in ts], texts)
-        print(
-            f"\nfolded student encode at batch 32: {encode:,.0f} sentences/s; tokenization alone: {tok:,.0f}/s "
+        results["student"] = {"encode32": encode, "tokenize": tok}
+        rep.print(
+            f"folded student encode at batch 32: {encode:,.0f} sentences/s; tokenization alone: {tok:,.0f}/s "
             f"= {encode / tok:.0%} of encode time"
         )
 
@@ -116,11 +121,13 @@ def main() -> None:
                     model(model[0].preprocess([t]))["sentence_embedding"].numpy()
 
         one = texts[:512]
+        rep.print("")
         enc1 = per_second(lambda ts: [model.encode([t], show_progress_bar=False) for t in ts], one)
         fwd1 = per_second(direct, one)
         tok1 = per_second(lambda ts: [vocab.tokenize(t) for t in ts], one)
-        print(
-            f"\nbatch 1, per sentence: encode() {1e6 / enc1:.0f} µs = tokenize {1e6 / tok1:.0f} µs + modules "
+        results["student"].update(encode1=enc1, forward1=fwd1, tokenize1=tok1)
+        rep.print(
+            f"batch 1, per sentence: encode() {1e6 / enc1:.0f} µs = tokenize {1e6 / tok1:.0f} µs + modules "
             f"{1e6 / fwd1 - 1e6 / tok1:.0f} µs + SentenceTransformer.encode's own per-call work "
             f"{1e6 / enc1 - 1e6 / fwd1:.0f} µs"
         )
@@ -129,11 +136,15 @@ def main() -> None:
         fast = NumpyStudent.from_pretrained(args.student)
         np32 = per_second(lambda ts: fast.encode(ts, batch_size=32), texts)
         np1 = per_second(lambda ts: [fast.encode(t) for t in ts], one)
-        print(
-            f"\nNumpyStudent, same folded student: batch 32 {np32:,.0f} sentences/s (tokenization "
+        results["numpy_student"] = {"encode32": np32, "encode1": np1}
+        rep.print(
+            "",
+            f"NumpyStudent, same folded student: batch 32 {np32:,.0f} sentences/s (tokenization "
             f"{np32 / tok:.0%} of its time); batch 1 {1e6 / np1:.0f} µs per sentence = tokenize "
-            f"{1e6 / tok1:.0f} µs + numpy {1e6 / np1 - 1e6 / tok1:.0f} µs"
+            f"{1e6 / tok1:.0f} µs + numpy {1e6 / np1 - 1e6 / tok1:.0f} µs",
         )
+
+    rep.save(results)
 
 
 if __name__ == "__main__":

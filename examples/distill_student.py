@@ -11,8 +11,9 @@ import argparse
 
 from sentence_transformers import SentenceTransformer
 
-from st_bertapprox.data import teacher_path
-from st_bertapprox.distill import DistillConfig, distill, load_corpus
+from st_bertapprox.config import DistillConfig
+from st_bertapprox.data import load_corpus, teacher_path
+from st_bertapprox.distill import distill
 from st_bertapprox.hub import save_pretrained
 from st_bertapprox.modules.student import fold_student
 from st_bertapprox.vocab_builder import build_vocab
@@ -20,7 +21,7 @@ from st_bertapprox.vocab_builder import build_vocab
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--output", default="runs/example")
 parser.add_argument("--num-sentences", type=int, default=40_000)
-parser.add_argument("--epochs", type=int, default=DistillConfig.epochs)
+parser.add_argument("--epochs", type=int, default=DistillConfig().epochs)
 args = parser.parse_args()
 
 teacher = SentenceTransformer(teacher_path())

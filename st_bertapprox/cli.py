@@ -1,4 +1,10 @@
-"""``st-bertapprox`` command line: build-vocab, distill, finetune, push, mteb."""
+"""``st-bertapprox`` command line: build-vocab, distill, finetune, push, mteb, defaults.
+
+The options of ``build-vocab``, ``distill`` and ``finetune`` are built from the config dataclasses in
+``st_bertapprox.config`` (one option per field: its flag, type, help and default come from there), so a default is
+written once. Every value is validated before anything is loaded; a bad one exits with status 2 and a message that
+names the option. No code from a model folder runs unless ``--trust-remote-code`` is given.
+"""
 
 from __future__ import annotations
 
@@ -8,109 +14,120 @@ import logging
 import os
 import shlex
 import sys
+import types
+import typing
+from dataclasses import fields, replace
+from typing import Any, Literal
+
+from .config import (
+    DEFAULT_TEACHER,
+    CorpusConfig,
+    DistillConfig,
+    FinetuneConfig,
+    StudentConfig,
+    VocabConfig,
+    field_default,
+    field_types,
+    flag,
+    markdown_defaults,
+)
 
 
-def _teacher(name: str | None):
-    from sentence_transformers import SentenceTransformer
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value)
 
+
+def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One option per field of the config dataclass ``cls`` (absent options keep the config's own default)."""
+    group = parser.add_argument_group(title, cls.__doc__.splitlines()[0])
+    hints = field_types(cls)
+    for f in fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:  # X | None
+            hint = next(a for a in args if a is not type(None))
+            args = typing.get_args(hint)
+        kwargs: dict[str, Any] = dict(dest=f"{cls.__name__}.{f.name}", default=argparse.SUPPRESS)
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hint) is Literal:
+            kwargs["choices"] = list(args)
+        elif typing.get_origin(hint) is list:
+            kwargs.update(nargs="+", type=args[0])
+        else:
+            kwargs["type"] = hint
+        help_text = f"{f.metadata['help']} (default: {_shown(field_default(f))})".replace("%", "%%")
+        group.add_argument(f.metadata.get("flag", flag(f.name)), help=help_text, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, cls: type, small: bool = False):
+    """The config of ``cls`` given on the command line: its defaults (or its ``--small`` preset), then the options."""
+    given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(cls.__name__ + ".")}
+    base = cls.small() if small and hasattr(cls, "small") else cls()
+    return replace(base, **given)  # replace re-runs __post_init__: invalid values raise ValueError
+
+
+def _load(name: str, trust_remote_code: bool):
+    from .loading import load_model
+
+    return load_model(name, trust_remote_code=trust_remote_code)
+
+
+def _teacher(args) -> tuple[Any, str]:
+    """(the teacher model, the name cards give it)."""
     from .data import teacher_path
 
-    return SentenceTransformer(name or teacher_path(), trust_remote_code=True)
-
-
-def _corpus_spec(args) -> dict:
-    return {
-        "files": args.corpus or None,
-        "num_sentences": args.num_sentences,
-        "heldout": args.heldout,
-        "hf_dataset": args.hf_dataset,
-        "text_column": args.text_column,
-    }
+    return _load(args.teacher or teacher_path(), args.trust_remote_code), args.teacher or DEFAULT_TEACHER
 
 
 def cmd_build_vocab(args) -> None:
-    from .distill import load_corpus
+    from .data import load_corpus
     from .vocab_builder import build_vocab
 
-    mine_texts, _, _ = load_corpus(**_corpus_spec(args))
+    corpus_config = config_from_args(args, CorpusConfig, args.small)
+    vocab_config = config_from_args(args, VocabConfig, args.small)
+    teacher, _ = _teacher(args)
+    corpus = load_corpus(corpus_config)
     encoder = build_vocab(
-        mine_texts,
-        _teacher(args.teacher),
+        corpus.mine,
+        teacher,
         args.output,
-        batch_size=args.batch_size,
+        batch_size=vocab_config.embed_batch_size,
         devices=args.devices,
-        max_ngram=args.max_ngram,
-        max_unigrams=args.max_unigrams,
-        max_ngrams=args.max_ngrams,
-        max_skipgrams=args.max_skipgrams,
-        min_count=args.min_count,
+        **vocab_config.mine_kwargs(),
     )
     print(f"vocabulary of {len(encoder.vocab)} entries saved to {args.output}")
 
 
 def cmd_distill(args) -> None:
-    from .distill import DistillConfig, distill_pipeline, load_corpus
+    from .distill import DistillJob, distill_pipeline
 
-    defaults = DistillConfig()
-    config = DistillConfig(
-        epochs=args.epochs or defaults.epochs,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.learning_rate or defaults.learning_rate,
-        adapter_rank=defaults.adapter_rank if args.adapter_rank is None else args.adapter_rank,
-    )
-    mine_texts, train_texts, heldout = load_corpus(**_corpus_spec(args))
-    result = distill_pipeline(
-        _teacher(args.teacher),
-        mine_texts,
-        train_texts,
-        heldout,
-        args.output,
-        config=config,
+    job = DistillJob(
+        output_dir=args.output,
+        corpus=config_from_args(args, CorpusConfig, args.small),
+        vocab=config_from_args(args, VocabConfig, args.small),
+        student=config_from_args(args, StudentConfig, args.small),
+        recipe=config_from_args(args, DistillConfig, args.small),
         vocab_dir=args.vocab,
-        devices=args.devices,
-        corpus_spec=_corpus_spec(args),
         command=args.command_line,
-        teacher_id=args.teacher or "sentence-transformers/all-MiniLM-L6-v2",
+        devices=args.devices,
     )
+    teacher, job.teacher_id = _teacher(args)
+    result = distill_pipeline(teacher, job)
     print(json.dumps(result, indent=2))
-
-
-def cmd_push(args) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from .hub import load_card_info, push_to_hub
-
-    model = SentenceTransformer(args.model, trust_remote_code=True)
-    url = push_to_hub(model, args.repo_id, load_card_info(args.model), builtin=args.builtin, private=args.private)
-    print(f"pushed {args.model} to {args.repo_id}: {url}")
-
-
-def cmd_mteb(args) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from .evaluation.mteb import results_path, run_mteb
-
-    model = SentenceTransformer(args.model, trust_remote_code=True)
-    name = args.model_name or f"st-bertapprox/{os.path.basename(os.path.normpath(args.model))}"
-    scores = run_mteb(model, args.tasks, args.output, model_name=name, revision=args.revision, local=not args.official)
-    for task, score in scores.items():
-        print(f"{task}: {score:.4f}")
-    print(f"results: {results_path(args.output, name, args.revision)}")
 
 
 def cmd_finetune(args) -> None:
     from .data import teacher_path
-    from .finetune import FinetuneConfig, finetune_job
+    from .finetune import finetune_job
 
-    config = FinetuneConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        max_train_pairs=args.max_train_pairs,
-    )
+    config = config_from_args(args, FinetuneConfig, args.small)
     results = finetune_job(
-        args.base or teacher_path(), args.output, tuple(args.poolings), config, command=args.command_line
+        args.base or teacher_path(), args.output, tuple(args.poolings), config, args.command_line, small=args.small
     )
     demo = results["demo"]
     print("\nCosine similarity of sentence pairs, before -> after fine-tuning (mean / MLP-then-mean):")
@@ -124,51 +141,86 @@ def cmd_finetune(args) -> None:
     print(f"\nresults: {os.path.join(args.output, 'results.json')}")
 
 
-def _corpus_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teacher", help="teacher SentenceTransformer (folder or Hub id); default: all-MiniLM-L6-v2")
-    p.add_argument("--corpus", nargs="*", help="text files, one sentence per line (default: shared Wikipedia + STS-B)")
-    p.add_argument("--hf-dataset", help="a Hugging Face dataset to use as corpus instead (its train split)")
-    p.add_argument("--text-column", default="text", help="the text column of --hf-dataset")
-    p.add_argument("--num-sentences", type=int, default=40_000, help="training sentences taken from the corpus")
-    p.add_argument("--heldout", type=int, default=2000, help="last lines of the corpus kept for held-out metrics")
-    p.add_argument("--devices", nargs="*", help="e.g. cuda:0 cuda:1: encode with ST's multi-process pool")
+def cmd_push(args) -> None:
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    from .hub import load_card_info, push_to_hub
+
+    model = _load(args.model, args.trust_remote_code)
+    try:
+        url = push_to_hub(model, args.repo_id, load_card_info(args.model), builtin=args.builtin, private=args.private)
+    except OfflineModeIsEnabled as e:
+        raise ValueError(f"cannot push while offline (HF_HUB_OFFLINE is set): unset it to push. ({e})") from e
+    except HfHubHTTPError as e:
+        raise ValueError(f"the Hub refused the push to {args.repo_id}: {e}. Check the repo id and your token.") from e
+    except OSError as e:  # connection refused / DNS: requests' errors are OSErrors
+        raise ValueError(f"could not reach the Hub to push {args.repo_id}: {e}") from e
+    print(f"pushed {args.model} to {args.repo_id}: {url}")
+
+
+def cmd_mteb(args) -> None:
+    from .evaluation.mteb import get_tasks, results_path, run_mteb
+
+    get_tasks(args.tasks, local=not args.official)  # an unknown task name fails here, before the model loads
+    model = _load(args.model, args.trust_remote_code)
+    name = args.model_name or f"st-bertapprox/{os.path.basename(os.path.normpath(args.model))}"
+    scores = run_mteb(model, args.tasks, args.output, model_name=name, revision=args.revision, local=not args.official)
+    for task, score in scores.items():
+        print(f"{task}: {score:.4f}")
+    print(f"results: {results_path(args.output, name, args.revision)}")
+
+
+def cmd_defaults(args) -> None:
+    print(markdown_defaults())
+
+
+def _trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow loading models whose modules.json names Python code of their own (st-bertapprox's and "
+        "sentence-transformers' modules never need it)",
+    )
+
+
+def _teacher_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", help=f"teacher SentenceTransformer (folder or Hub id; default: {DEFAULT_TEACHER})")
+    p.add_argument("--devices", nargs="+", help="e.g. cuda:0 cuda:1: teacher encoding with ST's multi-process pool")
+    p.add_argument("--small", action="store_true", help="the small preset: a quick end-to-end run (see `defaults`)")
+    _trust_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="st-bertapprox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="st-bertapprox", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build-vocab", help="mine n-grams/skip-grams and embed them with the teacher")
-    _corpus_args(p)
-    p.add_argument("--output", required=True)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-ngram", type=int, default=3)
-    p.add_argument("--max-unigrams", type=int, default=40_000)
-    p.add_argument("--max-ngrams", type=int, default=30_000)
-    p.add_argument("--max-skipgrams", type=int, default=5_000)
-    p.add_argument("--min-count", type=int, default=3)
+    p.add_argument("--output", required=True, help="the vocabulary folder to write")
+    _teacher_args(p)
+    add_config_options(p, CorpusConfig, "corpus")
+    add_config_options(p, VocabConfig, "vocabulary")
     p.set_defaults(func=cmd_build_vocab)
 
     p = sub.add_parser("distill", help="build (or reuse) a vocabulary and distil the student")
-    _corpus_args(p)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="the run folder (vocab/, student/, student-folded/, results)")
     p.add_argument("--vocab", help="an existing build-vocab folder (default: build one into OUTPUT/vocab)")
-    p.add_argument("--epochs", type=int, help="default: DistillConfig.epochs")
-    p.add_argument("--batch-size", type=int, help="default: DistillConfig.batch_size")
-    p.add_argument("--learning-rate", type=float, help="default: DistillConfig.learning_rate")
-    p.add_argument("--adapter-rank", type=int, help="rank of the trainable entry adapter (0: none)")
+    _teacher_args(p)
+    for cls, title in (
+        (CorpusConfig, "corpus"),
+        (VocabConfig, "vocabulary"),
+        (StudentConfig, "student"),
+        (DistillConfig, "recipe"),
+    ):
+        add_config_options(p, cls, title)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("finetune", help="fine-tune the scratch-BERT MiniLM on STS-B (CosineSimilarityLoss)")
-    p.add_argument("--base", help="BERT checkpoint to start from (default: the embedded all-MiniLM-L6-v2)")
+    p.add_argument("--base", help="BERT checkpoint to start from (default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--output", default="runs/stsb")
     p.add_argument("--poolings", nargs="+", default=["mean", "mlp"], choices=["mean", "mlp"])
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=2e-5)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--max-train-pairs", type=int, help="train on a random subset (quick runs)")
+    p.add_argument("--small", action="store_true", help="the small preset: one epoch on 256 pairs, a quick speed row")
+    add_config_options(p, FinetuneConfig, "recipe")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("push", help="push a saved model (with its module code and model card) to the Hub")
@@ -176,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id", help="e.g. user/bert-approx")
     p.add_argument("--builtin", action="store_true", help="export to built-in ST modules (no custom code)")
     p.add_argument("--private", action="store_true")
+    _trust_arg(p)
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("mteb", help="run MTEB tasks (local data offline, official tasks with --official)")
@@ -185,13 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", help="name in the results layout (default: st-bertapprox/<folder name>)")
     p.add_argument("--revision", default="local")
     p.add_argument("--official", action="store_true", help="use the official task data from the Hub (online)")
+    _trust_arg(p)
     p.set_defaults(func=cmd_mteb)
+
+    p = sub.add_parser("defaults", help="print every option's default and --small preset as a markdown table")
+    p.set_defaults(func=cmd_defaults)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.command_line = "st-bertapprox " + shlex.join(argv)  # recorded in model cards as the exact command
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -1,4 +1,8 @@
-"""Where data and the default teacher live, and loaders for the datasets the recipes, tests and benchmarks use.
+"""Where data and the default teacher live, and the one reader of each format the recipes, tests and benchmarks use.
+
+* :func:`load_corpus`: the (mining, training, held-out) texts of a distillation, from a :class:`CorpusConfig`;
+* :func:`load_beir`: a BEIR-layout retrieval set (the MTEB SciFact task and the retrieval bench read through it);
+* :func:`load_stsb`, :func:`load_sentences`: STS-B pairs, text files with one text per line.
 
 The shared data folder is ``$ST_BERTAPPROX_DATA`` if set, else ``../shared/data`` next to the project checkout
 (or next to the current directory). Every loader reads local files first; STS-B falls back to the Hub dataset
@@ -10,12 +14,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from datasets import Dataset
 
+from .config import DEFAULT_TEACHER, CorpusConfig
+
 ENV_VAR = "ST_BERTAPPROX_DATA"
-DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+__all__ = ["DEFAULT_TEACHER", "Corpus", "data_dir", "load_beir", "load_corpus", "load_sentences", "load_stsb"]
 
 
 def data_dir() -> Path:
@@ -68,11 +76,13 @@ def load_stsb(split: str = "train") -> Dataset:
                 "score": [float(r[2]) / 5.0 for r in rows],
             }
         )
-    try:
-        from datasets import load_dataset
+    from datasets import load_dataset
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError
 
+    try:
         return load_dataset("sentence-transformers/stsb", split="validation" if split == "dev" else split)
-    except Exception as e:
+    except (ConnectionError, DatasetNotFoundError, HfHubHTTPError) as e:  # offline, unreachable or not on the Hub
         raise FileNotFoundError(
             f"STS-B {split!r} not found: no local file {local} and the Hub dataset sentence-transformers/stsb could "
             f"not be loaded ({type(e).__name__}: {e}). Set {ENV_VAR} to a folder containing stsb/{split}.csv."
@@ -99,24 +109,85 @@ def load_sentences(path: str | os.PathLike | None = None, limit: int | None = No
     return out
 
 
+class Corpus(NamedTuple):
+    """The texts of a distillation: ``mine`` (vocabulary mining), ``train`` (distillation), ``heldout`` (metrics)."""
+
+    mine: list[str]
+    train: list[str]
+    heldout: list[str]
+
+
+def load_corpus(config: CorpusConfig | None = None, /, **fields: Any) -> Corpus:
+    """(mining texts, training texts, held-out texts) for distillation, as described by a :class:`CorpusConfig`.
+
+    Default: the shared Wikipedia sentences plus the unique STS-B train sentences; the last ``heldout`` Wikipedia
+    lines are held out from mining and training, training uses STS-B train plus the first ``num_sentences``
+    Wikipedia lines, mining sees every other line too. With ``files`` (one text per line) or an HF ``hf_dataset``
+    (its ``text_column`` of ``split``): the last ``heldout`` texts are held out, training uses the first
+    ``num_sentences`` of the rest, mining all of the rest. ``mine_sentences`` caps the mining texts (the first ones).
+
+    Args:
+        config: The corpus; default ``CorpusConfig()``.
+        **fields: :class:`CorpusConfig` fields overriding ``config``'s (``load_corpus(**results["corpus"])``
+            rebuilds the corpus of a run).
+
+    Returns:
+        A :class:`Corpus` (a named tuple: ``mine, train, heldout = load_corpus()`` works).
+
+    Raises:
+        ValueError: if the corpus has no more than ``heldout`` texts, or a field is invalid.
+    """
+    config = replace(config, **fields) if config is not None else CorpusConfig(**fields)
+    if config.hf_dataset:
+        from datasets import load_dataset
+
+        dataset = load_dataset(config.hf_dataset, split=config.split)
+        texts = [t for t in dataset[config.text_column] if t and t.strip()]
+    elif config.files:
+        texts = [t for path in config.files for t in load_sentences(path)]
+    else:
+        texts = load_sentences()
+    if len(texts) <= config.heldout:
+        raise ValueError(f"The corpus has {len(texts)} texts; it needs more than heldout={config.heldout}.")
+    texts, heldout = texts[: -config.heldout], texts[-config.heldout :]
+    if config.files or config.hf_dataset:
+        mine, train = texts, texts[: config.num_sentences]
+    else:
+        stsb = load_stsb("train") if config.add_stsb else {"sentence1": [], "sentence2": []}
+        stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
+        mine, train = texts + stsb, stsb + texts[: config.num_sentences]
+    return Corpus(mine[: config.mine_sentences] if config.mine_sentences else mine, train, heldout)
+
+
 def load_beir(
-    name: str = "scifact", split: str = "test"
-) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """A BEIR-layout retrieval set: (corpus id -> "title text", query id -> text, qrels query -> {doc: score})."""
+    name: str = "scifact", split: str = "test", join: bool = True
+) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, int]]]:
+    """A BEIR-layout retrieval set (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) of the shared data.
+
+    Args:
+        name: The dataset folder, e.g. ``"scifact"``.
+        split: The qrels split.
+        join: Corpus values are ``"title text"`` strings; ``False``: ``{"title": ..., "text": ...}`` dicts.
+
+    Returns:
+        (corpus id -> document, query id -> text for the queries of ``qrels``, qrels query -> {doc id: score}).
+    """
     root = dataset_path(name)
     corpus, queries, qrels = {}, {}, {}
     with open(root / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
+            if not line.strip():
+                continue
             doc = json.loads(line)
-            corpus[doc["_id"]] = (doc.get("title", "") + " " + doc["text"]).strip()
+            title, text = doc.get("title") or "", doc["text"]
+            corpus[str(doc["_id"])] = (title + " " + text).strip() if join else {"title": title, "text": text}
     with open(root / "queries.jsonl", encoding="utf-8") as f:
         for line in f:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-    with open(root / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
-        next(f)  # header: query-id corpus-id score
-        for line in f:
-            qid, did, score = line.rstrip("\n").split("\t")
-            qrels.setdefault(qid, {})[did] = int(score)
+            if line.strip():
+                q = json.loads(line)
+                queries[str(q["_id"])] = q["text"]
+    with open(root / "qrels" / f"{split}.tsv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):  # header: query-id corpus-id score
+            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
     queries = {qid: queries[qid] for qid in qrels}
     return corpus, queries, qrels

@@ -4,6 +4,10 @@ Teacher sentence embeddings are computed once and cached (``st_bertapprox.teache
 through ``SentenceTransformerTrainer`` with ``MSELoss`` (label column = teacher embedding), a warm-up + cosine learning
 rate schedule, gradient clipping, evaluation every epoch on STS-B dev and on held-out agreement with the teacher, and
 best-checkpoint selection on the held-out cosine (never on STS-B, which we report). Mixed precision (bf16) on GPU.
+
+The main job (``st-bertapprox distill``) is :func:`distill_pipeline`, which calls one function per step:
+:func:`get_vocab` -> :func:`distill` (:func:`teacher_targets`, :func:`build_student`, :func:`train_student`,
+:func:`evaluate_student`) -> :func:`export_student` (with :func:`card_info`) -> :func:`write_results`.
 """
 
 from __future__ import annotations
@@ -16,55 +20,155 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 from datasets import Dataset
-from sentence_transformers import (
-    SentenceTransformer,
-    SentenceTransformerTrainer,
-    SentenceTransformerTrainingArguments,
-)
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.base.evaluation import SequentialEvaluator
 from sentence_transformers.sentence_transformer.losses import MSELoss
 from sentence_transformers.sentence_transformer.modules import Normalize
 
+from .config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, StudentConfig, VocabConfig, training_arguments
+from .data import Corpus, load_corpus
 from .evaluation import TeacherAgreementEvaluator, stsb_evaluator
+from .hub import CardInfo
 from .modules.files import save_json
 from .modules.student import DeepSetsPooling, VocabSetEncoder
 from .teacher import encode_cached
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DistillConfig",
+    "DistillJob",
+    "StudentConfig",
+    "Targets",
+    "build_student",
+    "distill",
+    "distill_pipeline",
+    "load_corpus",  # moved to st_bertapprox.data; re-exported for the scripts that import it from here
+]
+
 
 @dataclass
-class DistillConfig:
-    """Training recipe for the student; the defaults are the ones behind the README table."""
+class Targets:
+    """What the student learns from (``train_*``) and is measured on (``heldout_*``): texts + teacher embeddings."""
 
-    epochs: int = 5  # measured: held-out cosine 0.827 at 5 epochs vs 0.821 at 10 (the adapter likely overfits)
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    # phi is folded away at export, so its width costs nothing online; rho runs once per text, so it stays narrow
-    pooling: dict = field(default_factory=lambda: {"phi_hidden_dim": 1024, "num_heads": 4, "rho_hidden_dim": 512})
-    adapter_rank: int = 32  # trainable low-rank per-entry correction of the frozen teacher table (0 = none)
-    eval_stsb: bool = True  # report STS-B dev each epoch (monitoring only: selection uses held-out cosine)
-    logging_steps: int = 50
-    dataloader_num_workers: int = 0
+    train_texts: list[str]
+    train_embeddings: np.ndarray  # (N, C) float32
+    heldout_texts: list[str]
+    heldout_embeddings: np.ndarray  # (M, C) float32
 
 
-def build_student(encoder: VocabSetEncoder, pooling: dict | None = None, adapter_rank: int = 0) -> SentenceTransformer:
-    """``SentenceTransformer([encoder, DeepSetsPooling, Normalize])``; ``pooling`` are DeepSetsPooling kwargs."""
-    if adapter_rank != encoder.adapter_rank:
-        table = encoder.embeddings.weight
+@dataclass
+class DistillJob:
+    """One run of the main job: its configs and where it writes; all of it is recorded in ``results.json``."""
+
+    output_dir: str
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    recipe: DistillConfig = field(default_factory=DistillConfig)
+    vocab_dir: str | None = None  # an existing vocabulary; default: output_dir/vocab, reused if it holds one
+    teacher_id: str = DEFAULT_TEACHER  # what the cards and results name as the teacher
+    command: str = ""  # the exact command, recorded in the model cards
+    devices: list[str] | None = None  # e.g. ["cuda:0", "cuda:1"]: teacher encoding with ST's multi-process pool
+
+    def __post_init__(self) -> None:
+        if self.vocab_dir is not None and not is_vocab_dir(self.vocab_dir):
+            what = "does not exist" if not os.path.exists(self.vocab_dir) else "is not a vocabulary folder"
+            raise ValueError(
+                f"--vocab {self.vocab_dir} {what} (no {VocabSetEncoder.config_file_name}); pass a folder written by "
+                f"`st-bertapprox build-vocab`, or omit --vocab to build one into "
+                f"{os.path.join(self.output_dir, 'vocab')}."
+            )
+
+    @property
+    def vocab_path(self) -> str:
+        """The vocabulary folder used: ``vocab_dir``, or ``output_dir/vocab``."""
+        return self.vocab_dir or os.path.join(self.output_dir, "vocab")
+
+
+def is_vocab_dir(path: str) -> bool:
+    """Whether ``path`` holds a saved :class:`VocabSetEncoder` (``build-vocab`` output)."""
+    return os.path.isfile(os.path.join(path, VocabSetEncoder.config_file_name))
+
+
+def build_student(encoder: VocabSetEncoder, config: StudentConfig | None = None) -> SentenceTransformer:
+    """``SentenceTransformer([encoder (+ adapter), DeepSetsPooling, Normalize])`` as ``config`` describes it."""
+    config = config or StudentConfig()
+    if config.adapter_rank != encoder.adapter_rank:  # a fresh encoder on the same frozen table, with the adapter
         encoder = VocabSetEncoder(
             encoder.vocab,
-            table,
-            encoder.max_seq_length,
-            adapter_rank=adapter_rank,
+            encoder.embeddings.weight,
+            config.max_seq_length,
+            adapter_rank=config.adapter_rank,
             storage_dtype=encoder.storage_dtype,
         )
-    deepsets = DeepSetsPooling(encoder.get_embedding_dimension(), **(pooling or {}))
+    encoder.max_seq_length = config.max_seq_length
+    deepsets = DeepSetsPooling(encoder.get_embedding_dimension(), **config.pooling_kwargs())
     return SentenceTransformer(modules=[encoder, deepsets, Normalize()])
+
+
+def teacher_targets(
+    teacher: SentenceTransformer,
+    train_texts: list[str],
+    heldout_texts: list[str],
+    batch_size: int = 64,
+    devices: list[str] | None = None,
+    show_progress_bar: bool = True,
+) -> Targets:
+    """The teacher's embeddings of the training and held-out texts (cached on disk, see ``teacher.encode_cached``)."""
+    if not train_texts or not heldout_texts:
+        raise ValueError("distill needs non-empty train_texts and heldout_texts")
+    kw = dict(batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar)
+    train_emb = encode_cached(teacher, train_texts, name="corpus", **kw)
+    heldout_emb = encode_cached(teacher, heldout_texts, name="heldout", **kw)
+    return Targets(train_texts, train_emb, heldout_texts, heldout_emb)
+
+
+def build_evaluator(targets: Targets, config: DistillConfig) -> SequentialEvaluator:
+    """Held-out agreement with the teacher (the main score, used for selection), then STS-B dev if asked for."""
+    agreement = TeacherAgreementEvaluator(targets.heldout_texts, targets.heldout_embeddings, name="heldout")
+    evaluators = [agreement] + ([stsb_evaluator("dev")] if config.eval_stsb else [])
+    return SequentialEvaluator(evaluators, main_score_function=lambda scores: scores[0])
+
+
+def train_student(
+    student: SentenceTransformer,
+    targets: Targets,
+    evaluator: SequentialEvaluator,
+    output_dir: str,
+    config: DistillConfig,
+    show_progress_bar: bool = True,
+) -> SentenceTransformer:
+    """MSE distillation with ``SentenceTransformerTrainer``; ``student`` ends as the best checkpoint, in eval mode."""
+    train_dataset = Dataset.from_dict(
+        {"sentence": targets.train_texts, "label": targets.train_embeddings.astype(np.float32)}
+    )
+    args = training_arguments(
+        config,
+        os.path.join(output_dir, "checkpoints"),
+        per_device_eval_batch_size=config.batch_size,
+        lr_scheduler_type="cosine",
+        max_grad_norm=config.max_grad_norm,
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_heldout_cosine",
+        greater_is_better=True,
+        logging_steps=config.logging_steps,
+        dataloader_num_workers=config.dataloader_num_workers,
+        disable_tqdm=not show_progress_bar,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=student, args=args, train_dataset=train_dataset, loss=MSELoss(student), evaluator=evaluator
+    )
+    trainer.train()
+    shutil.rmtree(args.output_dir, ignore_errors=True)  # the best checkpoint is loaded; the rest is clutter
+    return student.eval()
+
+
+def evaluate_student(student: SentenceTransformer, evaluator: SequentialEvaluator) -> dict[str, float]:
+    """The evaluator's metrics without the trainer's ``eval_`` prefix, e.g. ``heldout_cosine``."""
+    return {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
 
 
 def distill(
@@ -74,162 +178,82 @@ def distill(
     heldout_texts: list[str],
     output_dir: str,
     config: DistillConfig | None = None,
-    teacher_batch_size: int = 64,
+    student: StudentConfig | None = None,
     devices: list[str] | None = None,
     show_progress_bar: bool = True,
 ) -> tuple[SentenceTransformer, dict[str, float]]:
     """Train a student on ``train_texts``; returns the best model (by held-out cosine) and its final metrics."""
     config = config or DistillConfig()
-    if not train_texts or not heldout_texts:
-        raise ValueError("distill needs non-empty train_texts and heldout_texts")
-    kw = dict(batch_size=teacher_batch_size, devices=devices, show_progress_bar=show_progress_bar)
-    train_emb = encode_cached(teacher, train_texts, name="corpus", **kw)
-    heldout_emb = encode_cached(teacher, heldout_texts, name="heldout", **kw)
-    if train_emb.shape[1] != encoder.get_embedding_dimension():
+    targets = teacher_targets(
+        teacher, train_texts, heldout_texts, config.teacher_batch_size, devices, show_progress_bar
+    )
+    if targets.train_embeddings.shape[1] != encoder.get_embedding_dimension():
         raise ValueError(
-            f"The teacher's sentence embeddings have {train_emb.shape[1]} dims but the vocabulary's entry embeddings "
-            f"have {encoder.get_embedding_dimension()}: build the vocabulary with this teacher."
+            f"The teacher's sentence embeddings have {targets.train_embeddings.shape[1]} dims but the vocabulary's "
+            f"entry embeddings have {encoder.get_embedding_dimension()}: build the vocabulary with this teacher."
         )
-    torch.manual_seed(config.seed)
-    student = build_student(encoder, config.pooling, config.adapter_rank)
-    train_dataset = Dataset.from_dict({"sentence": train_texts, "label": train_emb.astype(np.float32)})
-    agreement = TeacherAgreementEvaluator(heldout_texts, heldout_emb, name="heldout")
-    evaluators = [agreement] + ([stsb_evaluator("dev")] if config.eval_stsb else [])
-    evaluator = SequentialEvaluator(evaluators, main_score_function=lambda scores: scores[0])
-    cuda = torch.cuda.is_available()
-    args = SentenceTransformerTrainingArguments(
-        output_dir=os.path.join(output_dir, "checkpoints"),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
-        lr_scheduler_type="cosine",
-        max_grad_norm=config.max_grad_norm,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_heldout_cosine",
-        greater_is_better=True,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to="none",
-        dataloader_num_workers=config.dataloader_num_workers,
-        disable_tqdm=not show_progress_bar,
-    )
-    trainer = SentenceTransformerTrainer(
-        model=student, args=args, train_dataset=train_dataset, loss=MSELoss(student), evaluator=evaluator
-    )
-    trainer.train()
-    shutil.rmtree(args.output_dir, ignore_errors=True)  # the best checkpoint is loaded; the rest is clutter
-    student.eval()
-    metrics = {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
-    return student, metrics
+    torch.manual_seed(config.seed)  # before the student is built: its initialisation depends on the seed only
+    model = build_student(encoder, student)
+    evaluator = build_evaluator(targets, config)
+    train_student(model, targets, evaluator, output_dir, config, show_progress_bar)
+    return model, evaluate_student(model, evaluator)
 
 
-def load_corpus(
-    files: list[str] | None = None,
-    num_sentences: int = 40_000,
-    heldout: int = 2000,
-    hf_dataset: str | None = None,
-    text_column: str = "text",
-    split: str = "train",
-) -> tuple[list[str], list[str], list[str]]:
-    """(mining texts, training texts, held-out texts) for distillation.
+def get_vocab(
+    teacher: SentenceTransformer, mine_texts: list[str], job: DistillJob, show_progress_bar: bool = True
+) -> tuple[VocabSetEncoder, bool]:
+    """The job's vocabulary: loaded from ``job.vocab_path`` if it holds one, else mined and saved there.
 
-    Default: the shared Wikipedia sentences plus the unique STS-B train sentences; the last ``heldout`` Wikipedia
-    lines are held out from mining and training, training uses STS-B train plus the first ``num_sentences``
-    Wikipedia lines, mining sees every other line too. With ``files`` (one text per line) or an HF ``hf_dataset``
-    (its ``text_column`` of ``split``): the last ``heldout`` texts are held out, training uses the first
-    ``num_sentences`` of the rest, mining all of the rest.
+    Returns:
+        (the encoder, whether it was built by this call).
     """
-    from .data import load_sentences, load_stsb
-
-    if hf_dataset:
-        from datasets import load_dataset
-
-        texts = [t for t in load_dataset(hf_dataset, split=split)[text_column] if t and t.strip()]
-    else:
-        texts = [t for path in files for t in load_sentences(path)] if files else load_sentences()
-    if len(texts) <= heldout:
-        raise ValueError(f"The corpus has {len(texts)} texts; it needs more than heldout={heldout}.")
-    texts, held = texts[:-heldout], texts[-heldout:]
-    if files or hf_dataset:
-        return texts, texts[:num_sentences], held
-    stsb = load_stsb("train")
-    stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
-    return texts + stsb, stsb + texts[:num_sentences], held
-
-
-def distill_pipeline(
-    teacher: SentenceTransformer,
-    mine_texts: list[str],
-    train_texts: list[str],
-    heldout_texts: list[str],
-    output_dir: str,
-    config: DistillConfig | None = None,
-    vocab_dir: str | None = None,
-    mine_kwargs: dict | None = None,
-    devices: list[str] | None = None,
-    show_progress_bar: bool = True,
-    corpus_spec: dict | None = None,
-    command: str = "",
-    teacher_id: str = "sentence-transformers/all-MiniLM-L6-v2",
-) -> dict:
-    """Vocabulary (built into ``output_dir/vocab`` unless ``vocab_dir`` holds one) -> distillation -> folding.
-
-    ``corpus_spec`` (the :func:`load_corpus` arguments that gave the texts) is recorded so benchmarks can rebuild
-    the same corpus. Writes ``output_dir/student`` and ``output_dir/student-folded`` (both load with
-    ``trust_remote_code=True``, no
-    st-bertapprox needed) and ``output_dir/results.json``; returns the results.
-    """
-    from .hub import CardInfo, save_pretrained
-    from .modules.student import fold_student
     from .vocab_builder import build_vocab
 
-    config = config or DistillConfig()
-    vocab_dir = vocab_dir or os.path.join(output_dir, "vocab")
-    if os.path.exists(os.path.join(vocab_dir, VocabSetEncoder.config_file_name)):
-        logger.info(f"Reusing the vocabulary in {vocab_dir}")
-        encoder = VocabSetEncoder.load(vocab_dir)
-    else:
-        kw = dict(devices=devices, show_progress_bar=show_progress_bar, **(mine_kwargs or {}))
-        encoder = build_vocab(mine_texts, teacher, vocab_dir, **kw)
-    student, metrics = distill(
+    if is_vocab_dir(job.vocab_path):
+        logger.info(f"Reusing the vocabulary in {job.vocab_path}")
+        return VocabSetEncoder.load(job.vocab_path), False
+    encoder = build_vocab(
+        mine_texts,
         teacher,
-        encoder,
-        train_texts,
-        heldout_texts,
-        output_dir,
-        config,
-        devices=devices,
+        job.vocab_path,
+        batch_size=job.vocab.embed_batch_size,
+        devices=job.devices,
         show_progress_bar=show_progress_bar,
+        **job.vocab.mine_kwargs(),
     )
+    return encoder, True
+
+
+def _short_name(model_id: str) -> str:
+    return os.path.basename(os.path.normpath(model_id))
+
+
+def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, float], num_train: int) -> CardInfo:
+    """The model card of the student: the run's real teacher, corpus, architecture, recipe and results."""
+    encoder, s, r = student[0], job.student, job.recipe
+    vocab = encoder.vocab
+    defaults = StudentConfig()
+    shown = ["phi_hidden_dim", "num_heads", "rho_hidden_dim"]
+    shown += [k for k in ("pooling", "dropout") if getattr(s, k) != getattr(defaults, k)]
     results = {
         "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),
         "heldout_cosine_to_teacher": metrics["heldout_cosine"],
     }
-    vocab = encoder.vocab
+    datasets = job.corpus.datasets()
     trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
-    info = CardInfo(
-        title="st-bertapprox student of all-MiniLM-L6-v2",
+    return CardInfo(
+        title=f"st-bertapprox student of {_short_name(job.teacher_id)}",
         description="A BERT approximation for fast retrieval: the text becomes a set of vocabulary n-grams, "
-        "skip-grams "
-        "and word pieces whose teacher embeddings were computed offline; a small permutation-invariant network "
-        "(phi -> attention pooling -> rho) maps the set to the teacher's sentence embedding.",
+        "skip-grams and word pieces whose teacher embeddings were computed offline; a small permutation-invariant "
+        "network (phi -> attention pooling -> rho) maps the set to the teacher's sentence embedding.",
         architecture=f"VocabSetEncoder ({len(vocab):,} entries, frozen teacher embeddings"
-        f"{f' + rank-{config.adapter_rank} trainable adapter' if config.adapter_rank else ''}) -> DeepSetsPooling "
-        f"({', '.join(f'{k}={v}' for k, v in config.pooling.items())}) -> Normalize",
-        training=f"MSE distillation to the teacher's sentence embeddings of {len(train_texts):,} sentences, "
-        f"{config.epochs} epoch(s), batch {config.batch_size}, lr {config.learning_rate}, "
-        "best checkpoint by held-out cosine.",
-        command=command,
-        base_model=teacher_id,
-        datasets=["sentence-transformers/stsb", "wikipedia"],
+        f"{f' + rank-{s.adapter_rank} trainable adapter' if s.adapter_rank else ''}) -> DeepSetsPooling "
+        f"({', '.join(f'{k}={getattr(s, k)}' for k in shown)}) -> Normalize",
+        training=f"MSE distillation to the teacher's sentence embeddings of {num_train:,} sentences, "
+        f"{r.epochs} epoch(s), batch {r.batch_size}, lr {r.learning_rate}, best checkpoint by held-out cosine.",
+        command=job.command,
+        base_model=job.teacher_id,
+        datasets=datasets,
         results={k: v for k, v in results.items() if v is not None},
         facts={
             "vocabulary": f"{vocab.num_ngrams:,} n-grams, {vocab.num_skipgrams:,} skip-grams, "
@@ -237,7 +261,15 @@ def distill_pipeline(
             "trainable parameters": f"{trainable:,}",
         },
         tags=["distillation", "static-embeddings"],
+        heldout_dataset="" if job.corpus.datasets() == CorpusConfig().datasets() else datasets[-1],
     )
+
+
+def export_student(student: SentenceTransformer, output_dir: str, info: CardInfo) -> None:
+    """Save ``output_dir/student`` and ``output_dir/student-folded`` (self-contained, with model cards)."""
+    from .hub import save_pretrained
+    from .modules.student import fold_student
+
     save_pretrained(student, os.path.join(output_dir, "student"), info, repo_id="st-bertapprox/minilm-student")
     folded_info = replace(
         info,
@@ -251,14 +283,56 @@ def distill_pipeline(
         folded_info,
         repo_id="st-bertapprox/minilm-student-folded",
     )
+
+
+def write_results(
+    job: DistillJob, student: SentenceTransformer, metrics: dict[str, float], corpus: Corpus, vocab_built: bool
+) -> dict:
+    """``output_dir/results.json``: metrics, sizes and every config of the run (``corpus`` rebuilds its texts)."""
     result = {
         "metrics": metrics,
-        "vocab_size": len(encoder.vocab),
-        "trainable_parameters": trainable,
-        "train_sentences": len(train_texts),
-        "heldout_sentences": len(heldout_texts),
-        "corpus": corpus_spec,
-        "config": asdict(config),
+        "vocab_size": len(student[0].vocab),
+        "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
+        "train_sentences": len(corpus.train),
+        "heldout_sentences": len(corpus.heldout),
+        "teacher": job.teacher_id,
+        "datasets": job.corpus.datasets(),
+        "corpus": asdict(job.corpus),  # load_corpus(**results["corpus"]) rebuilds the texts
+        "vocab": asdict(job.vocab) if vocab_built else None,  # None: an existing vocabulary was reused
+        "vocab_dir": job.vocab_path,
+        "student": asdict(job.student),
+        "config": asdict(job.recipe),
     }
-    save_json(result, os.path.join(output_dir, "results.json"))
+    save_json(result, os.path.join(job.output_dir, "results.json"))
     return result
+
+
+def distill_pipeline(
+    teacher: SentenceTransformer, job: DistillJob, corpus: Corpus | None = None, show_progress_bar: bool = True
+) -> dict:
+    """The main job: vocabulary -> distillation -> export (student + folded, with cards) -> ``results.json``.
+
+    Args:
+        teacher: The teacher SentenceTransformer (``job.teacher_id`` is what the cards call it).
+        job: The run's configs and folders.
+        corpus: The texts, if already loaded; default ``load_corpus(job.corpus)``.
+        show_progress_bar: Progress bars for mining, teacher encoding and training.
+
+    Returns:
+        The results, as written to ``job.output_dir/results.json``.
+    """
+    corpus = corpus or load_corpus(job.corpus)
+    encoder, vocab_built = get_vocab(teacher, corpus.mine, job, show_progress_bar)
+    student, metrics = distill(
+        teacher,
+        encoder,
+        corpus.train,
+        corpus.heldout,
+        job.output_dir,
+        job.recipe,
+        job.student,
+        devices=job.devices,
+        show_progress_bar=show_progress_bar,
+    )
+    export_student(student, job.output_dir, card_info(job, student, metrics, len(corpus.train)))
+    return write_results(job, student, metrics, corpus, vocab_built)

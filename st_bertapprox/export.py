@@ -1,10 +1,9 @@
 """Saving models so that they load anywhere.
 
-* :func:`save_with_code`: ``model.save`` plus the source files of every custom module copied into the folder root,
-  with ``modules.json`` types rewritten to ``<file>.<Class>``. ``SentenceTransformer(folder_or_repo,
-  trust_remote_code=True)`` then loads it on a machine without st-bertapprox (transformers' dynamic modules fetch
-  the files, relative imports included). The copied files import only torch, safetensors, transformers,
-  sentence-transformers and the standard library.
+* :func:`save_with_code`: ``model.save``, which for our modules already writes their source files into the folder
+  root and one-dot ``file.Class`` types into ``modules.json`` (see ``st_bertapprox.modules``), so
+  ``SentenceTransformer(folder_or_repo, trust_remote_code=True)`` loads it on a machine without st-bertapprox. The
+  copied files import only torch, safetensors, transformers, sentence-transformers and the standard library.
 * :func:`export_builtin`: rewrite a model into built-in sentence-transformers modules only (scratch BERT ->
   ``Transformer`` on the same HF weights, ``MLPMeanPooling`` -> ``Dense`` layers + ``Pooling("mean")``), which loads
   with no ``trust_remote_code`` at all.
@@ -12,10 +11,8 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,37 +20,21 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Dense, Pooling
-from transformers.dynamic_module_utils import get_relative_import_files
-
-from .modules.files import save_json
 
 BUILTIN_PREFIX = "sentence_transformers."
 
 
-def _source_files(cls: type) -> list[Path]:
-    """The file defining ``cls`` and every file it imports relatively (transitively)."""
-    main = Path(inspect.getsourcefile(cls))
-    return [main, *(Path(p) for p in get_relative_import_files(str(main)))]
-
-
 def save_with_code(model: SentenceTransformer, path: str, **save_kwargs) -> None:
-    """``model.save(path)``, then make the folder self-contained for ``trust_remote_code=True`` loading."""
+    """``model.save(path)``: our modules copy their own code into the folder (``modules.files.save_code``).
+
+    Also removes the ``.py`` copies that sentence-transformers itself writes into module sub-folders when re-saving a
+    model loaded with ``trust_remote_code=True`` (it loads code only from the root, so they are never read).
+    """
     model.save(path, **save_kwargs)
-    modules_json = os.path.join(path, "modules.json")
-    with open(modules_json, encoding="utf-8") as f:
-        modules_config = json.load(f)
-    for entry, module in zip(modules_config, model):
-        cls = type(module)
-        if entry["type"].startswith(BUILTIN_PREFIX):
-            continue
-        for file in _source_files(cls):
-            target = os.path.join(path, file.name)
-            if not os.path.exists(target) or not os.path.samefile(file, target):
-                shutil.copyfile(file, target)
-        entry["type"] = f"{Path(inspect.getsourcefile(cls)).stem}.{cls.__name__}"
+    modules = json.loads(Path(path, "modules.json").read_text(encoding="utf-8"))
+    for entry in modules:
         for stale in Path(path, entry["path"]).glob("*.py") if entry["path"] else ():
-            stale.unlink()  # ST copies remote-code files into sub-folders, where nothing reads them
-    save_json(modules_config, modules_json)
+            stale.unlink()
 
 
 def export_builtin(model: SentenceTransformer, path: str) -> SentenceTransformer:

@@ -10,35 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 
 import torch
-from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
+from .config import DEFAULT_TEACHER, FinetuneConfig, training_arguments
 from .data import load_stsb, teacher_path
-from .evaluation import stsb_evaluator
+from .evaluation import evaluate_stsb, stsb_evaluator
+from .hub import CardInfo
 from .modules.bert import BertTransformer
 from .modules.pooling import MLPMeanPooling
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneConfig:
-    """The STS-B recipe; the defaults are the ones behind the README table."""
-
-    pooling: str = "mean"  # "mean" (ST Pooling) or "mlp" (MLPMeanPooling: per-token MLP, then mean)
-    mlp_hidden_dims: list[int] = field(default_factory=lambda: [384])
-    epochs: int = 4
-    batch_size: int = 16
-    learning_rate: float = 2e-5
-    mlp_learning_rate: float = 1e-3  # the freshly initialised MLP learns faster than the pretrained encoder
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 42
-    max_train_pairs: int | None = None  # a subset, for quick runs and tests
 
 
 def build_model(base: str, config: FinetuneConfig) -> SentenceTransformer:
@@ -78,21 +64,12 @@ def finetune_stsb(
     evaluator = stsb_evaluator("dev")
     before = evaluator(model)[evaluator.primary_metric]
     loss = CosineSimilarityLoss(model)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=os.path.join(output_dir, "checkpoints"),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
-        weight_decay=config.weight_decay,
-        eval_strategy="epoch",
+    args = training_arguments(
+        config,
+        os.path.join(output_dir, "checkpoints"),
         save_strategy="no",
         logging_steps=50,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to="none",
         disable_tqdm=not show_progress_bar,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     optimizer = None
     if config.pooling == "mlp":  # two learning rates: pretrained encoder vs fresh MLP
@@ -122,6 +99,54 @@ def _folder_mb(path: str) -> float:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs) / 2**20
 
 
+def base_model_id(base: str) -> str:
+    """What cards call the base model: the Hub id of the packaged MiniLM, else the ``base`` given."""
+    if os.path.isdir(base) and os.path.samefile(base, teacher_path()):
+        return DEFAULT_TEACHER
+    return base
+
+
+def card_info(base: str, pooling: str, config: FinetuneConfig, res: dict, command: str) -> CardInfo:
+    """The model card of a fine-tuned model: its real base model, recipe and dev score."""
+    base_id = base_model_id(base)
+    short = os.path.basename(os.path.normpath(base_id))
+    kind = "mean" if pooling == "mean" else "MLP-then-mean"
+    return CardInfo(
+        title=f"{short} fine-tuned on STS-B ({kind} pooling)",
+        description=f"{short} rebuilt on st-bertapprox's from-scratch BERT and fine-tuned on STS-B train "
+        "with CosineSimilarityLoss through SentenceTransformerTrainer.",
+        architecture=f"BertTransformer ({res['layers']} layers, {res['width']} wide) -> "
+        + ("mean pooling" if pooling == "mean" else "MLPMeanPooling (per-token MLP, then mean)")
+        + " -> Normalize",
+        training=f"{config.epochs} epochs over {res['train_pairs']} STS-B train pairs, batch {config.batch_size}, "
+        f"lr {config.learning_rate}, warm-up {config.warmup_ratio:.0%}, seed {config.seed}; "
+        "no model selection on dev.",
+        command=command,
+        base_model=base_id,
+        datasets=["sentence-transformers/stsb"],
+        results={"stsb_dev_spearman": res["after"]},
+        tags=["stsb"],
+    )
+
+
+def export_finetuned(model: SentenceTransformer, path: str, builtin_path: str, info: CardInfo) -> dict[str, float]:
+    """Save the model (self-contained, with its card) and its built-in export; their STS-B dev scores on reload."""
+    from .export import export_builtin
+    from .hub import save_pretrained
+
+    save_pretrained(model, path, info, repo_id=f"st-bertapprox/{os.path.basename(path)}")
+    export_builtin(model, builtin_path)
+    return {
+        "reloaded_dev": evaluate_stsb(SentenceTransformer(path, trust_remote_code=True)),
+        "builtin_dev": evaluate_stsb(SentenceTransformer(builtin_path)),
+    }
+
+
+def speed_row(name: str, model: SentenceTransformer, size_mb: float, dev: float | None, texts: list[str]) -> dict:
+    """One row of the results table: STS-B dev, size and CPU ms per sentence."""
+    return {"model": name, "dev": dev, "size_mb": size_mb, "ms": ms_per_sentence(model, texts)}
+
+
 def finetune_job(
     base: str,
     output_dir: str,
@@ -129,89 +154,65 @@ def finetune_job(
     config: FinetuneConfig | None = None,
     command: str = "",
     show_progress_bar: bool = True,
+    small: bool = False,
 ) -> dict:
     """The STS-B job: base model -> fine-tuned (one per pooling), saved + exported, with a results table.
 
-    Writes ``output_dir/<model>/`` folders (self-contained, with model cards), ``results.json`` and ``results.md``;
-    prints the before/after demonstration and the table.
+    Writes ``output_dir/<model>/`` folders (self-contained, with model cards), ``results.json`` and ``results.md``.
+    ``small``: speed on 64 sentences instead of 512, and no BERT-base speed row (a smoke run).
     """
     from .evaluation.probes import DEMO_PAIRS, contextual_probe, pair_cosines
     from .export import export_builtin
-    from .hub import CardInfo, save_pretrained
     from .modules.bert import BertConfig
 
     config = config or FinetuneConfig()
     os.makedirs(output_dir, exist_ok=True)
-    dev = load_stsb("dev")
-    speed_texts = list(dev["sentence1"])[:512]
-    evaluator = stsb_evaluator("dev")
-    score = lambda m: evaluator(m)[evaluator.primary_metric]  # noqa: E731
-    base_model = build_model(base, FinetuneConfig(pooling="mean"))
+    speed_texts = list(load_stsb("dev")["sentence1"])[: 64 if small else 512]
+    base_model = build_model(base, replace(config, pooling="mean"))
     base_dir = os.path.join(output_dir, "base")
     export_builtin(base_model, base_dir)
-
-    is_default = os.path.isdir(base) and os.path.samefile(base, teacher_path())
-    base_name = "all-MiniLM-L6-v2" if is_default else os.path.basename(os.path.normpath(base))
+    base_name = os.path.basename(os.path.normpath(base_model_id(base)))
     rows = [
-        {
-            "model": f"base: {base_name} (mean pooling)",
-            "dev": score(base_model),
-            "size_mb": _folder_mb(base_dir),
-            "ms": ms_per_sentence(base_model, speed_texts),
-        }
+        speed_row(
+            f"base: {base_name} (mean pooling)",
+            base_model,
+            _folder_mb(base_dir),
+            evaluate_stsb(base_model),
+            speed_texts,
+        )
     ]
     demo = {"pairs": DEMO_PAIRS, "before": pair_cosines(base_model), "probe_before": contextual_probe(base_model[0])}
     for pooling in poolings:
-        cfg = FinetuneConfig(**{**asdict(config), "pooling": pooling})
+        cfg = replace(config, pooling=pooling)
         model, res = finetune_stsb(base, os.path.join(output_dir, f"train-{pooling}"), cfg, show_progress_bar)
-        name = f"minilm-stsb-{pooling}"
-        info = CardInfo(
-            title=f"all-MiniLM-L6-v2 fine-tuned on STS-B ({'mean' if pooling == 'mean' else 'MLP-then-mean'} pooling)",
-            description="all-MiniLM-L6-v2 rebuilt on st-bertapprox's from-scratch BERT and fine-tuned on STS-B train "
-            "with CosineSimilarityLoss through SentenceTransformerTrainer.",
-            architecture="BertTransformer (6 layers, 384 wide) -> "
-            + ("mean pooling" if pooling == "mean" else "MLPMeanPooling (per-token MLP, then mean)")
-            + " -> Normalize",
-            training=f"{cfg.epochs} epochs over {res['train_pairs']} STS-B train pairs, batch {cfg.batch_size}, "
-            f"lr {cfg.learning_rate}, warm-up {cfg.warmup_ratio:.0%}, seed {cfg.seed}; no model selection on dev.",
-            command=command,
-            base_model="sentence-transformers/all-MiniLM-L6-v2",
-            datasets=["sentence-transformers/stsb"],
-            results={"stsb_dev_spearman": res["after"]},
-            tags=["stsb"],
-        )
-        path = os.path.join(output_dir, name)
-        save_pretrained(model, path, info, repo_id=f"st-bertapprox/{name}")
-        reloaded = SentenceTransformer(path, trust_remote_code=True)
-        builtin_path = os.path.join(output_dir, f"{name}-builtin")
-        export_builtin(model, builtin_path)
-        res.update(reloaded_dev=score(reloaded), builtin_dev=score(SentenceTransformer(builtin_path)), path=path)
+        res.update(layers=model[0].bert.config.num_hidden_layers, width=model[0].get_embedding_dimension())
+        path = os.path.join(output_dir, f"minilm-stsb-{pooling}")
+        res.update(export_finetuned(model, path, path + "-builtin", card_info(base, pooling, cfg, res, command)))
+        res["path"] = path
         demo[f"after_{pooling}"] = pair_cosines(model)
         demo[f"probe_after_{pooling}"] = contextual_probe(model[0])
-        rows.append(
-            {
-                "model": f"fine-tuned, {'mean' if pooling == 'mean' else 'MLP-then-mean'}",
-                "dev": res["after"],
-                "size_mb": _folder_mb(path),
-                "ms": ms_per_sentence(model, speed_texts),
-                **res,
-            }
-        )
+        kind = "mean" if pooling == "mean" else "MLP-then-mean"
+        rows.append({**speed_row(f"fine-tuned, {kind}", model, _folder_mb(path), res["after"], speed_texts), **res})
+    if small:
+        return write_results(output_dir, rows, demo, command)
     # a larger model for scale: the BERT-base architecture (no larger pretrained checkpoint is available offline)
     big = BertTransformer(config=BertConfig(), tokenizer=base_model[0].tokenizer, max_seq_length=256)
     big_model = SentenceTransformer(modules=[big, Pooling(768, "mean"), Normalize()])
+    size_mb = sum(p.numel() for p in big.parameters()) * 4 / 2**20
     rows.append(
-        {
-            "model": "BERT-base architecture (12x768, random weights: speed/size only)",
-            "dev": None,
-            "size_mb": sum(p.numel() for p in big.parameters()) * 4 / 2**20,
-            "ms": ms_per_sentence(big_model, speed_texts),
-        }
+        speed_row(
+            "BERT-base architecture (12x768, random weights: speed/size only)", big_model, size_mb, None, speed_texts
+        )
     )
-    table = _markdown(rows)
-    results = {"rows": rows, "demo": demo, "table": table, "command": command}
+    return write_results(output_dir, rows, demo, command)
+
+
+def write_results(output_dir: str, rows: list[dict], demo: dict, command: str) -> dict:
+    """``output_dir/results.json`` (rows, demonstration, table, command) and ``results.md`` (the table)."""
     from .modules.files import atomic_path, save_json
 
+    table = _markdown(rows)
+    results = {"rows": rows, "demo": demo, "table": table, "command": command}
     save_json(results, os.path.join(output_dir, "results.json"))
     with atomic_path(os.path.join(output_dir, "results.md")) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(table + "\n")

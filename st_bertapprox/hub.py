@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from sentence_transformers import SentenceTransformer
 
 from .export import export_builtin, save_with_code
-from .modules.files import atomic_dir, save_json
+from .modules.files import atomic_dir, load_json, save_json
 
 # metric key in results -> (task type, task name, dataset id, dataset name, split, metric)
 METRICS = {
@@ -58,11 +58,17 @@ class CardInfo:
     facts: dict[str, str] = field(default_factory=dict)  # shown as a table under "Model"
     tags: list[str] = field(default_factory=list)
     eval_note: str = ""
+    heldout_dataset: str = ""  # what the held-out texts came from, when not the default Wikipedia sentences
 
 
 def render_card(
     model: SentenceTransformer, info: CardInfo, repo_id: str, remote_code: bool, code_files: list[str]
 ) -> str:
+    metrics = dict(METRICS)
+    if info.heldout_dataset:  # the held-out texts of a user corpus, not the default Wikipedia sentences
+        t_type, t_name, _, _, split, metric = METRICS["heldout_cosine_to_teacher"]
+        name = f"Held-out texts of {info.heldout_dataset}"
+        metrics["heldout_cosine_to_teacher"] = (t_type, t_name, info.heldout_dataset, name, split, metric)
     eval_results = [
         EvalResult(
             task_type=t_type,
@@ -73,7 +79,7 @@ def render_card(
             metric_type=metric,
             metric_value=round(float(info.results[key]), 4),
         )
-        for key, (t_type, t_name, d_id, d_name, split, metric) in METRICS.items()
+        for key, (t_type, t_name, d_id, d_name, split, metric) in metrics.items()
         if key in info.results
     ]
     card_data = ModelCardData(
@@ -89,7 +95,7 @@ def render_card(
     )
     facts = {"embedding dimension": str(model.get_embedding_dimension()), **info.facts}
     rows = [
-        {"task": METRICS[k][3], "metric": METRICS[k][5], "value": v} for k, v in info.results.items() if k in METRICS
+        {"task": metrics[k][3], "metric": metrics[k][5], "value": v} for k, v in info.results.items() if k in metrics
     ]
     card = ModelCard.from_template(
         card_data,
@@ -133,8 +139,13 @@ def save_pretrained(
 
 
 def load_card_info(path: str) -> CardInfo | None:
+    """The :class:`CardInfo` saved next to a model by :func:`save_pretrained`, or None (fields unknown to this
+    version are dropped: a card written by a newer st-bertapprox still loads)."""
     card = Path(path, "card.json")
-    return CardInfo(**json.loads(card.read_text(encoding="utf-8"))) if card.exists() else None
+    if not card.exists():
+        return None
+    known = {f.name for f in fields(CardInfo)}
+    return CardInfo(**{k: v for k, v in load_json(card).items() if k in known})
 
 
 def push_to_hub(

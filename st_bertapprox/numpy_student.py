@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-from .modules.files import find_file, load_json
+from .modules.files import check_model_folder
 from .modules.student import DeepSetsPooling, VocabSetEncoder
+from .modules.vocab import check_texts
 
 MAX_LOGIT_RANGE = 80.0  # exp(-80) is still a normal float32: no text's weights can all underflow to zero
 
@@ -39,8 +40,20 @@ class NumpyStudent:
                 "NumpyStudent got an unfolded student: fold it first (`st_bertapprox.fold_student`); "
                 "`st-bertapprox distill` writes the folded one to `student-folded/`."
             )
-        table = encoder.embeddings.weight.detach().numpy()  # (V, C + H): phi(x), then H logits
-        V, C, H = len(table), encoder.get_embedding_dimension(), encoder.folded_heads
+        table = encoder.embeddings.weight.detach().cpu().numpy()  # (V, C + H): phi(x), then H logits
+        if not np.isfinite(table.sum(dtype=np.float64)):  # NaN/inf anywhere makes the sum non-finite (no overflow)
+            bad = np.flatnonzero(~np.isfinite(table).all(1))
+            raise ValueError(
+                f"The folded table has non-finite values (NaN/inf) in {len(bad)} rows (entry ids {bad[:5].tolist()}): "
+                "every embedding would be NaN. The model is corrupt: re-fold and re-save it."
+            )
+        C, H = pooling.embedding_dimension, pooling.num_heads
+        if table.shape[1] != C + H or encoder.folded_heads != H:
+            raise ValueError(
+                f"The folded table has {table.shape[1]} columns and {encoder.folded_heads} heads, but the pooling "
+                f"expects {C} + {H}: encoder and pooling come from different saves."
+            )
+        V = len(table)
         self.vocab, self.dim, self.num_heads = encoder.vocab, C, H
         self.max_seq_length, self.normalize = encoder.max_seq_length, normalize
         logits = table[:, C:].astype(np.float64)
@@ -50,7 +63,7 @@ class NumpyStudent:
         self.table = np.concatenate([weighted.reshape(V, C), weights], 1).astype(np.float32)  # (V, C + H)
         self.table[0] = 0.0  # [PAD]: padding adds nothing to either sum
         # rho = LayerNorm -> Linear -> GELU -> Linear; the LayerNorm's affine part is folded into the first Linear
-        rho = {k: v.detach().double().numpy() for k, v in pooling.rho.state_dict().items()}
+        rho = {k: v.detach().cpu().double().numpy() for k, v in pooling.rho.state_dict().items()}
         w1 = rho["1.weight"].T  # (C, hidden)
         self.w1 = np.ascontiguousarray(rho["0.weight"][:, None] * w1, dtype=np.float32)
         self.b1 = (rho["0.bias"] @ w1 + rho["1.bias"]).astype(np.float32)
@@ -68,10 +81,7 @@ class NumpyStudent:
     def from_pretrained(cls, model_name_or_path: str, **hub_kwargs: Any) -> NumpyStudent:
         """Load a folded student folder (``fold_student`` + ``save``/``save_pretrained``) or Hub repo id, with the
         modules' own loaders (same files, same checks), without running the folder's code."""
-        path = find_file(model_name_or_path, "modules.json", **hub_kwargs)
-        if path is None:
-            raise FileNotFoundError(f"{model_name_or_path!r} has no modules.json: not a saved student.")
-        modules = load_json(path)
+        modules = check_model_folder(model_name_or_path, **hub_kwargs)  # clear errors: no modules.json, killed save
         kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
         if kinds[:2] != ["VocabSetEncoder", "DeepSetsPooling"]:
             raise ValueError(f"{model_name_or_path!r} is not a student (modules {kinds}).")
@@ -80,9 +90,13 @@ class NumpyStudent:
         return cls(encoder, pooling, normalize=_ends_in_normalize(kinds[2:]))
 
     def encode(self, sentences: str | list[str], batch_size: int = 1024) -> np.ndarray:
-        """``(N, D)`` float32 embeddings (``(D,)`` for a single string); an empty text gives a zero vector."""
+        """``(N, D)`` float32 embeddings (``(D,)`` for a single string); an empty text gives a zero vector.
+
+        Raises:
+            TypeError: ``sentences`` is not a string or a list of strings (bytes, None, numbers...).
+        """
         single = isinstance(sentences, str)
-        texts = [sentences] if single else list(sentences)
+        texts = [sentences] if single else check_texts(sentences, "NumpyStudent.encode")
         out = np.zeros((len(texts), self.w2.shape[1]), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             out[start : start + batch_size] = self._encode_batch(texts[start : start + batch_size])
@@ -90,7 +104,7 @@ class NumpyStudent:
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         tokenize, T = self.vocab.tokenize, self.max_seq_length
-        rows = [tokenize(t)[:T] for t in texts]
+        rows = [tokenize(t, max_entries=T) for t in texts]
         B, C, H = len(texts), self.dim, self.num_heads
         ids = np.zeros((B, max(1, max(map(len, rows)))), dtype=np.int64)  # (B, T), 0 = [PAD]
         for i, row in enumerate(rows):

@@ -10,6 +10,7 @@ are used through sentence-transformers' own multi-process pool (``SentenceTransf
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
@@ -32,13 +33,43 @@ def cache_dir() -> Path:
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and values (a fraction of a second for MiniLM)."""
+    """sha256 of everything that decides a model's embeddings (a fraction of a second for MiniLM).
+
+    The weights (names, shapes, values) and, for a SentenceTransformer, the whole pipeline: every module's class and
+    config (pooling mode, normalisation, ``max_seq_length``, ...), its tokenizer's vocabulary, the prompts and the
+    default prompt, and ``truncate_dim``. Two teachers that differ anywhere there never share cached embeddings.
+    """
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().float().cpu().numpy().tobytes())
+    if isinstance(model, SentenceTransformer):
+        h.update(json.dumps(_pipeline_spec(model), sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _pipeline_spec(model: SentenceTransformer) -> dict:
+    modules = []
+    for module in model:
+        config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
+        tokenizer = getattr(module, "tokenizer", None)
+        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else None
+        modules.append(
+            {
+                "type": f"{type(module).__module__}.{type(module).__qualname__}",
+                "config": config,
+                "max_seq_length": getattr(module, "max_seq_length", None),
+                "tokenizer": hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest() if vocab else None,
+                "do_lower_case": getattr(module, "do_lower_case", None),
+            }
+        )
+    return {
+        "modules": modules,
+        "prompts": model.prompts,
+        "default_prompt_name": model.default_prompt_name,
+        "truncate_dim": model.truncate_dim,
+    }
 
 
 def text_hashes(texts: list[str]) -> np.ndarray:
@@ -47,14 +78,33 @@ def text_hashes(texts: list[str]) -> np.ndarray:
     return np.frombuffer(digest, dtype=np.int64).reshape(-1, 2).copy()
 
 
+def _read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes (n, 2) int64, embeddings (n, D) float32) of a cache chunk, checked.
+
+    Raises:
+        ValueError: the chunk is damaged (unreadable, inconsistent shapes, non-finite embeddings).
+    """
+    try:
+        with safe_open(str(path), "np") as f:
+            hashes, embeddings = f.get_tensor("hashes"), f.get_tensor("embeddings")
+    except (SafetensorError, KeyError) as e:
+        raise ValueError(f"unreadable ({e})") from e
+    if hashes.ndim != 2 or hashes.shape[1] != 2 or embeddings.ndim != 2 or len(embeddings) != len(hashes):
+        raise ValueError(f"inconsistent shapes {hashes.shape} / {embeddings.shape}")
+    if not np.isfinite(embeddings).all():
+        raise ValueError("non-finite (NaN/inf) embeddings")
+    return hashes, embeddings
+
+
 def _index(folder: Path) -> dict[tuple[int, int], tuple[Path, int]]:
+    """Text hash -> (chunk, row) over the folder's chunks; a damaged chunk is deleted (its texts are encoded again)."""
     index = {}
     for path in sorted(folder.glob("*.safetensors")):
         try:
-            with safe_open(str(path), "np") as f:
-                hashes = f.get_tensor("hashes")
-        except Exception:  # a foreign or damaged file: ignore it, its texts are simply encoded again
-            logger.warning(f"Ignoring unreadable cache file {path}")
+            hashes, embeddings = _read_chunk(path)
+        except ValueError as e:
+            logger.warning(f"Deleting damaged teacher-cache chunk {path}: {e}; its texts will be encoded again.")
+            path.unlink(missing_ok=True)
             continue
         for row, (a, b) in enumerate(hashes.tolist()):
             index[(a, b)] = (path, row)
@@ -102,6 +152,11 @@ def encode_cached(
                 emb = teacher.encode(
                     [texts[i] for i in rows], batch_size=batch_size, show_progress_bar=False, pool=pool, **device
                 )
+                if not np.isfinite(emb).all():
+                    raise ValueError(
+                        f"The teacher gave non-finite (NaN/inf) embeddings for {name!r}: its weights are broken; "
+                        "nothing was cached."
+                    )
                 path = folder / f"{uuid.uuid4().hex}.safetensors"
                 tensors = {
                     "embeddings": torch.from_numpy(np.asarray(emb, dtype=np.float32)),

@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
@@ -126,6 +127,13 @@ def embed_vocab(
     emb = encode_cached(
         teacher, texts, name="vocab", batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar
     )
+    bad = np.flatnonzero(~np.isfinite(emb).all(1))
+    if len(bad):
+        raise ValueError(
+            f"The teacher embeddings of {len(bad)} vocabulary entries are not finite (NaN/inf), e.g. "
+            f"{[texts[i] for i in bad[:5]]}: the teacher or its embedding cache is broken. Clear the cache "
+            "(ST_BERTAPPROX_CACHE, default ~/.cache/st_bertapprox) and check the teacher, then run build-vocab again."
+        )
     table = torch.cat([torch.zeros(1, emb.shape[1]), torch.from_numpy(emb)])
     return VocabSetEncoder(vocab, table, max_seq_length=max_seq_length)
 

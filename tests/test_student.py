@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
 
-from st_bertapprox.distill import DistillConfig, build_student, distill
+from st_bertapprox.config import DistillConfig, StudentConfig
+from st_bertapprox.distill import build_student, distill
 from st_bertapprox.evaluation import TeacherAgreementEvaluator
 from st_bertapprox.export import save_with_code
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
@@ -99,7 +101,7 @@ WITHOUT_PACKAGE = r"""
 import importlib.abc, json, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "st_bertapprox":
+        if name.split(".")[0].startswith("st_bertapprox"):  # the package and its top-level module names
             raise ImportError("st_bertapprox is not installed here")
 sys.meta_path.insert(0, Block())
 from sentence_transformers import SentenceTransformer
@@ -166,12 +168,18 @@ def test_tiny_end_to_end_distillation_on_real_teacher(minilm_path, stsb_train, t
 
     heldout_emb = teacher.encode(heldout)
     agreement = TeacherAgreementEvaluator(heldout, heldout_emb)
-    before = agreement(build_student(encoder, {"phi_hidden_dim": 64, "num_heads": 4, "rho_hidden_dim": 64}))
-    config = DistillConfig(
-        epochs=3, batch_size=64, pooling={"phi_hidden_dim": 64, "num_heads": 4, "rho_hidden_dim": 64}
-    )
+    arch = StudentConfig(phi_hidden_dim=64, num_heads=4, rho_hidden_dim=64, adapter_rank=0)
+    before = agreement(build_student(encoder, arch))
+    config = DistillConfig(epochs=3, batch_size=64)
     student, metrics = distill(
-        teacher, encoder, train, heldout, str(tmp_path / "run"), config, show_progress_bar=False
+        teacher,
+        encoder,
+        train,
+        heldout,
+        str(tmp_path / "run"),
+        config,
+        replace(arch, adapter_rank=32),
+        show_progress_bar=False,
     )
     assert metrics["heldout_mse"] < 0.7 * before["heldout_mse"], (before, metrics)
     assert metrics["heldout_cosine"] > before["heldout_cosine"] + 0.05

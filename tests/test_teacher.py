@@ -66,3 +66,57 @@ def test_interrupted_run_resumes_and_reuses_cached_texts(teacher, texts, tmp_pat
 def test_several_devices_use_the_multi_process_pool(teacher, texts, tmp_path):
     out = encode_cached(teacher, texts, devices=["cpu", "cpu"], directory=tmp_path, show_progress_bar=False)
     np.testing.assert_allclose(out, teacher.encode(texts), atol=1e-5)
+
+
+def test_cache_key_covers_the_whole_pipeline(minilm_path, teacher, texts, tmp_path):
+    """Teachers that differ only in pooling, normalisation, max_seq_length or prompts never share cached rows."""
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+
+    def variant(**changes):
+        model = SentenceTransformer(minilm_path, device="cpu")
+        if "pooling" in changes:
+            model[1] = Pooling(384, changes["pooling"])
+        if changes.get("no_normalize"):
+            del model[2]
+        if "max_seq_length" in changes:
+            model.max_seq_length = changes["max_seq_length"]
+        if "prompt" in changes:
+            model.prompts = {"query": changes["prompt"]}
+            model.default_prompt_name = "query"
+        return model
+
+    variants = [
+        teacher,
+        variant(pooling="cls"),
+        variant(no_normalize=True),
+        variant(max_seq_length=8),
+        variant(prompt="query: "),
+    ]
+    assert isinstance(teacher[2], Normalize)
+    keys = [model_fingerprint(m) for m in variants]
+    assert len(set(keys)) == len(keys), keys
+    assert model_fingerprint(variant()) == keys[0]  # the same pipeline, loaded again: the same key
+    for model in variants:  # through the cache, each variant gets its own embeddings, not the first one's
+        out = encode_cached(model, texts[:8], directory=tmp_path, show_progress_bar=False)
+        np.testing.assert_allclose(out, model.encode(texts[:8]), atol=1e-5)
+
+
+def test_non_finite_chunk_is_deleted_and_re_encoded(teacher, texts, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    ref = encode_cached(teacher, texts[:16], directory=tmp_path, show_progress_bar=False)
+    (chunk,) = (tmp_path / model_fingerprint(teacher)).glob("*.safetensors")
+    tensors = load_file(chunk)
+    tensors["embeddings"][3] = torch.nan
+    save_file(tensors, chunk)
+    out = encode_cached(teacher, texts[:16], directory=tmp_path, show_progress_bar=False)
+    assert np.isfinite(out).all() and not chunk.exists()
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_a_teacher_giving_nan_is_refused(teacher, texts, tmp_path, monkeypatch):
+    monkeypatch.setattr(teacher, "encode", lambda batch, **kw: np.full((len(batch), 384), np.nan, np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        encode_cached(teacher, texts[:4], directory=tmp_path, show_progress_bar=False)
+    assert not list((tmp_path / model_fingerprint(teacher)).glob("*.safetensors"))

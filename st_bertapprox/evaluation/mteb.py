@@ -13,12 +13,10 @@ Results are written in the standard layout ``{output}/results/{org}__{name}/{rev
 
 from __future__ import annotations
 
-import csv
-import json
 import warnings
 from pathlib import Path
 
-from ..data import data_dir, load_stsb
+from ..data import load_beir, load_stsb
 
 
 def _local_task_classes() -> dict[str, type]:
@@ -52,25 +50,18 @@ def _local_task_classes() -> dict[str, type]:
         def load_data(self, num_proc: int | None = None, **kwargs) -> None:
             if self.data_loaded:
                 return
-            root = data_dir() / "scifact"
-            corpus = [json.loads(line) for line in open(root / "corpus.jsonl", encoding="utf-8") if line.strip()]
-            queries = [json.loads(line) for line in open(root / "queries.jsonl", encoding="utf-8") if line.strip()]
             self.dataset = {"default": {}}
             for split in self.eval_splits:
-                qrels: dict[str, dict[str, int]] = {}
-                with open(root / "qrels" / f"{split}.tsv", newline="", encoding="utf-8") as f:
-                    for row in csv.DictReader(f, delimiter="\t"):
-                        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
-                qs = [q for q in queries if str(q["_id"]) in qrels]
+                corpus, queries, qrels = load_beir("scifact", split, join=False)
                 self.dataset["default"][split] = RetrievalSplitData(
                     corpus=Dataset.from_dict(
                         {
-                            "id": [str(d["_id"]) for d in corpus],
-                            "title": [d.get("title") or "" for d in corpus],
-                            "text": [d["text"] for d in corpus],
+                            "id": list(corpus),
+                            "title": [d["title"] for d in corpus.values()],
+                            "text": [d["text"] for d in corpus.values()],
                         }
                     ),
-                    queries=Dataset.from_dict({"id": [str(q["_id"]) for q in qs], "text": [q["text"] for q in qs]}),
+                    queries=Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
                     relevant_docs=qrels,
                     top_ranked=None,
                 )
@@ -84,7 +75,18 @@ def get_tasks(task_names: list[str], local: bool = True) -> list:
     import mteb
 
     local_tasks = _local_task_classes() if local else {}
-    return [local_tasks[name]() if name in local_tasks else mteb.get_task(name) for name in task_names]
+    unknown = [name for name in task_names if name not in local_tasks] if local else []
+    if unknown:
+        raise ValueError(
+            f"No local MTEB task {unknown}: the local tasks are {sorted(local_tasks)}; other tasks need the Hub "
+            "(--official)."
+        )
+    if local:
+        return [local_tasks[name]() for name in task_names]
+    try:
+        return [mteb.get_task(name) for name in task_names]
+    except KeyError as e:
+        raise ValueError(f"mteb has no such task: {e.args[0]} (see `mteb.get_tasks()` for the names)") from e
 
 
 def run_mteb(

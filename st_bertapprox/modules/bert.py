@@ -21,7 +21,17 @@ import torch.nn.functional as F
 from sentence_transformers.sentence_transformer.modules import InputModule
 from torch import Tensor, nn
 
-from .files import find_file, load_json, load_tensors, save_json, save_tensors
+from .files import (
+    check_local_module_folder,
+    check_max_seq_length,
+    find_file,
+    load_config_file,
+    load_tensors,
+    save_code,
+    save_json,
+    save_tensors,
+    warn_unknown_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +245,7 @@ class Bert(nn.Module):
                 f"No config.json found in the {where} {model_name_or_path!r}. Pass a folder (or Hub repo id) holding "
                 "an HF BERT checkpoint: config.json plus model.safetensors or pytorch_model.bin."
             )
-        config = BertConfig.from_hf_dict(load_json(config_path), source=config_path)
+        config = BertConfig.from_hf_dict(load_config_file(config_path), source=config_path)
         state_dict = _convert_hf_state_dict(_load_state_dict(model_name_or_path, **hub_kwargs))
         model = cls(config, add_pooling_layer="pooler.dense.weight" in state_dict)
         _check_and_load(model, state_dict, source=model_name_or_path)
@@ -329,6 +339,7 @@ class BertTransformer(InputModule):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        warn_unknown_kwargs("BertTransformer", kwargs)
         if model_name_or_path is not None:
             from transformers import AutoTokenizer
 
@@ -350,7 +361,7 @@ class BertTransformer(InputModule):
             )
             if max_seq_length is None:  # the limit a packaged SentenceTransformer was trained/evaluated with
                 st_config = find_file(model_name_or_path, "sentence_bert_config.json", **hub_kwargs)
-                max_seq_length = load_json(st_config).get("max_seq_length") if st_config else None
+                max_seq_length = load_config_file(st_config).get("max_seq_length") if st_config else None
         else:
             if config is None or tokenizer is None:
                 raise ValueError(
@@ -365,6 +376,8 @@ class BertTransformer(InputModule):
                 f"{bert_config.vocab_size} rows: tokenizer and weights come from different checkpoints."
             )
         limit = min(self.tokenizer.model_max_length, bert_config.max_position_embeddings)
+        if max_seq_length is not None:
+            check_max_seq_length(max_seq_length, "BertTransformer")
         if max_seq_length is not None and max_seq_length > bert_config.max_position_embeddings:
             raise ValueError(
                 f"max_seq_length={max_seq_length} exceeds "
@@ -377,15 +390,16 @@ class BertTransformer(InputModule):
         return self.bert.config
 
     def preprocess(self, inputs: list[str] | list[tuple[str, str]], prompt: str | None = None, **kwargs: Any) -> dict:
+        """Tokenize a batch of strings, or of pairs ``(text_a, text_b)`` (cross-encoder style), padded.
+
+        Raises:
+            TypeError: an element is neither a string nor a pair of strings, or strings and pairs are mixed.
+            ValueError: a pair does not have exactly two texts.
+        """
         if not inputs:
             return {}
-        if not all(isinstance(t, str) for t in inputs) and not all(
-            isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(s, str) for s in t) for t in inputs
-        ):
-            bad = next(t for t in inputs if not isinstance(t, (str, tuple, list)))
-            raise TypeError(
-                f"BertTransformer expects strings (or pairs of strings), got {type(bad).__name__}: {bad!r}"
-            )
+        inputs = list(inputs)
+        _check_batch(inputs)
         if prompt:
             inputs = (
                 [prompt + t for t in inputs] if isinstance(inputs[0], str) else [(prompt + a, b) for a, b in inputs]
@@ -417,6 +431,7 @@ class BertTransformer(InputModule):
         save_tensors(self.bert.state_dict(), os.path.join(output_path, "model.safetensors"))
         self.tokenizer.save_pretrained(output_path)
         save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
+        save_code(self, output_path)
 
     @classmethod
     def load(
@@ -436,5 +451,32 @@ class BertTransformer(InputModule):
             revision=revision,
             local_files_only=local_files_only,
         )
-        module_config = cls.load_config(model_name_or_path, **hub_kwargs)
+        check_local_module_folder(model_name_or_path, subfolder, cls.__name__)
+        config_path = find_file(model_name_or_path, cls.config_file_name, **hub_kwargs)
+        module_config = load_config_file(config_path) if config_path else {}  # absent in a plain HF checkpoint
         return cls(model_name_or_path, **module_config, **hub_kwargs)
+
+
+def _check_batch(inputs: list) -> None:
+    """All strings, or all pairs of strings: else an error naming the first bad element (position in the batch)."""
+    pairs = isinstance(inputs[0], (tuple, list))
+    for i, item in enumerate(inputs):
+        where = f"at position {i} of the batch: {repr(item)[:80]}"
+        is_pair = isinstance(item, (tuple, list))
+        if not (is_pair or isinstance(item, str)):
+            raise TypeError(
+                f"BertTransformer expects strings or pairs (text_a, text_b) of strings, got a {type(item).__name__} "
+                f"{where}. Replace missing texts (None) by ''."
+            )
+        if is_pair != pairs:
+            raise TypeError(
+                f"BertTransformer got a batch that mixes strings and pairs (a {type(item).__name__} {where}). Pass "
+                "all strings, or all pairs (text_a, text_b)."
+            )
+        if is_pair and len(item) != 2:
+            raise ValueError(
+                f"BertTransformer expects pairs (text_a, text_b), got a {type(item).__name__} of {len(item)} "
+                f"text(s) {where}."
+            )
+        if is_pair and not all(isinstance(t, str) for t in item):
+            raise TypeError(f"BertTransformer expects pairs of strings, got {where}. Replace missing texts by ''.")

@@ -12,7 +12,7 @@ from typing import Any
 from sentence_transformers.sentence_transformer.modules import Module
 from torch import Tensor, nn
 
-from .files import ConfigAndWeights
+from .files import ConfigAndWeights, warn_unknown_kwargs
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "identity": nn.Identity}
 
@@ -85,6 +85,7 @@ class MLPMeanPooling(ConfigAndWeights, Module):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        warn_unknown_kwargs("MLPMeanPooling", kwargs)
         for name in (activation, output_activation):
             if name not in ACTIVATIONS:
                 raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")

@@ -19,8 +19,23 @@ import torch
 from sentence_transformers.sentence_transformer.modules import InputModule, Module
 from torch import Tensor, nn
 
-from .files import ConfigAndWeights, find_file, hub_kwargs_of, load_json, load_tensors, save_json, save_tensors
-from .vocab import NGramVocab
+from .files import (
+    MODULES_FILE,
+    ConfigAndWeights,
+    check_local_module_folder,
+    check_max_seq_length,
+    find_file,
+    hub_kwargs_of,
+    load_config_file,
+    load_json,
+    load_tensors,
+    save_code,
+    save_json,
+    save_tensors,
+    tensor_shapes,
+    warn_unknown_kwargs,
+)
+from .vocab import NGramVocab, check_texts
 
 
 class VocabSetEncoder(InputModule):
@@ -63,13 +78,24 @@ class VocabSetEncoder(InputModule):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        warn_unknown_kwargs("VocabSetEncoder", kwargs)
         if storage_dtype not in ("float16", "float32"):
             raise ValueError(f"storage_dtype must be 'float16' or 'float32', got {storage_dtype!r}")
+        check_max_seq_length(max_seq_length, "VocabSetEncoder")
+        for name, value in (("folded_heads", folded_heads), ("adapter_rank", adapter_rank)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"VocabSetEncoder: {name} must be an integer >= 0, got {value!r}.")
         self.vocab = vocab if isinstance(vocab, NGramVocab) else NGramVocab.load(vocab)
         if embeddings.dim() != 2 or embeddings.size(0) != len(self.vocab):
             raise ValueError(
                 f"The embedding table has shape {tuple(embeddings.shape)} but the vocabulary has {len(self.vocab)} "
                 "entries: table and vocabulary do not belong together (rebuild with `st-bertapprox build-vocab`)."
+            )
+        width = embeddings.size(1)
+        if folded_heads and (width <= folded_heads or (width - folded_heads) % folded_heads):
+            raise ValueError(
+                f"A folded table has C + H columns ([phi(x) | H logits], C divisible by H), but this one has {width} "
+                f"with folded_heads={folded_heads}: the table and the config come from different saves."
             )
         stored = embeddings.detach().to(getattr(torch, storage_dtype))
         self.embeddings = nn.Embedding.from_pretrained(stored.float(), freeze=True)  # lookups run in fp32
@@ -77,25 +103,38 @@ class VocabSetEncoder(InputModule):
         self.folded_heads = folded_heads
         self.storage_dtype = storage_dtype
         self.adapter_rank = adapter_rank
+        if adapters and not adapter_rank:
+            raise ValueError(f"Got adapter tensors {sorted(adapters)} but adapter_rank=0: they would be ignored.")
         if adapter_rank:
             C = embeddings.size(1)
             self.adapter_u = nn.Parameter(torch.zeros(len(self.vocab), adapter_rank))
             self.adapter_v = nn.Parameter(torch.randn(adapter_rank, C) / C**0.5)
             if adapters is not None:
+                shapes = {k: tuple(v.shape) for k, v in adapters.items()}
+                expected = {"adapter_u": (len(self.vocab), adapter_rank), "adapter_v": (adapter_rank, C)}
+                if shapes != expected:
+                    raise ValueError(
+                        f"The adapter tensors have shapes {shapes}, but adapter_rank={adapter_rank} and a "
+                        f"({len(self.vocab)}, {C}) table need {expected}: they come from different saves."
+                    )
                 self.adapter_u.data.copy_(adapters["adapter_u"])
                 self.adapter_v.data.copy_(adapters["adapter_v"])
         self.vocab_fingerprint = self.vocab.fingerprint()
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Tensor]:
+        """Padded entry ids ``(B, T)`` and mask of a batch of texts; at most ``max_seq_length`` entries per text.
+
+        Raises:
+            TypeError: an element is not a string (position given within this batch: ``SentenceTransformer.encode``
+                sorts texts by length before batching).
+        """
         if not inputs:
             return {}
-        bad = next((t for t in inputs if not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"VocabSetEncoder expects strings, got {type(bad).__name__}: {bad!r}")
+        inputs = check_texts(inputs, "VocabSetEncoder (within this batch; encode sorts texts by length)")
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         max_len = kwargs.get("max_length") or self.max_seq_length
-        rows = [self.vocab.tokenize(text)[:max_len] for text in inputs]
+        rows = [self.vocab.tokenize(text, max_entries=max_len) for text in inputs]  # cost bounded by max_len
         T = max(1, max(map(len, rows)))
         input_ids = torch.tensor([row + [0] * (T - len(row)) for row in rows], dtype=torch.long)  # (B, T)
         return {"input_ids": input_ids, "attention_mask": (input_ids != 0).long()}
@@ -131,10 +170,14 @@ class VocabSetEncoder(InputModule):
             metadata={"vocab_fingerprint": self.vocab_fingerprint},
         )
         save_json(self.get_config_dict(), os.path.join(output_path, self.config_file_name))
+        save_code(self, output_path)
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> VocabSetEncoder:
+        """Load a saved encoder, checked: no interrupted save, the table's checksums and finiteness, and the
+        vocabulary against both copies of its fingerprint (config and table metadata) before its trie is built."""
         hub_kwargs = hub_kwargs_of(kwargs)
+        check_local_module_folder(model_name_or_path, subfolder, cls.__name__)
         paths = {
             name: find_file(model_name_or_path, name, subfolder=subfolder, **hub_kwargs)
             for name in (cls.vocab_file_name, "model.safetensors", cls.config_file_name)
@@ -143,17 +186,17 @@ class VocabSetEncoder(InputModule):
         if missing:
             raise FileNotFoundError(
                 f"{model_name_or_path!r} is missing {missing}: not a VocabSetEncoder folder (build one with "
-                "`st-bertapprox build-vocab`)."
+                "`st-bertapprox build-vocab`, or save the model again)."
             )
-        config = load_json(paths[cls.config_file_name])
-        vocab = NGramVocab.load(paths[cls.vocab_file_name])
-        expected = config.pop("vocab_fingerprint", None)
-        if expected is not None and expected != vocab.fingerprint():
+        config = load_config_file(paths[cls.config_file_name])
+        table, metadata = load_tensors(paths["model.safetensors"], with_metadata=True)
+        expected = {config.pop("vocab_fingerprint", None), metadata.get("vocab_fingerprint")} - {None}
+        if len(expected) > 1:
             raise ValueError(
-                f"{paths[cls.vocab_file_name]} does not match the embedding table it was saved with (fingerprint "
-                "mismatch): the vocabulary file was modified or mixed up with another build."
+                f"{paths[cls.config_file_name]} and {paths['model.safetensors']} record different vocabulary "
+                "fingerprints: the config and the table come from different saves; save the model again."
             )
-        table = load_tensors(paths["model.safetensors"])
+        vocab = NGramVocab.load(paths[cls.vocab_file_name], expected_fingerprint=next(iter(expected), None))
         if "embeddings" not in table:
             raise ValueError(f"{paths['model.safetensors']} has no 'embeddings' tensor: not a VocabSetEncoder table.")
         return cls(vocab, table.pop("embeddings"), **config, adapters=table or None)
@@ -202,6 +245,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        warn_unknown_kwargs("DeepSetsPooling", kwargs)
         if pooling not in ("attention", "mean"):
             raise ValueError(f"pooling must be 'attention' or 'mean', got {pooling!r}")
         num_heads = num_heads if pooling == "attention" else 1
@@ -240,17 +284,25 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         logits = self.attn(v) if self.pooling == "attention" else v.new_zeros(*v.shape[:-1], 1)
         return v, logits
 
+    def input_width(self) -> int:
+        """Width of the ``token_embeddings`` this module takes: C, or C + H when folded."""
+        return self.embedding_dimension + (self.num_heads if self.folded else 0)
+
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
         x, mask = features["token_embeddings"], features["attention_mask"].bool()  # (B, T, C'), (B, T)
-        B, T, _ = x.size()
+        B, T, width = x.size()
         C, H = self.embedding_dimension, self.num_heads
+        if width != self.input_width():  # else a reshape error deep inside, for a mixed-up encoder
+            raise ValueError(_mismatch_message(self, width))
         if self.folded:
             v, logits = x[..., :C], x[..., C:]  # (B, T, C), (B, T, H)
         elif "input_ids" in features:
             # phi sees one entry at a time, so run it once per distinct entry of the batch (stop words repeat a lot)
             ids = features["input_ids"].flatten()  # (B*T,)
             uniq, inverse = torch.unique(ids, return_inverse=True)  # (U,), (B*T,)
-            first = torch.full_like(uniq, ids.numel()).scatter_reduce(0, inverse, torch.arange(ids.numel()), "amin")
+            first = torch.full_like(uniq, ids.numel()).scatter_reduce(
+                0, inverse, torch.arange(ids.numel(), device=ids.device), "amin"
+            )
             v_u, logits_u = self.entry_features(x.reshape(B * T, -1)[first])  # (U, C), (U, H)
             v, logits = v_u[inverse].view(B, T, C), logits_u[inverse].view(B, T, -1)
         else:
@@ -267,6 +319,66 @@ class DeepSetsPooling(ConfigAndWeights, Module):
 
     def get_embedding_dimension(self) -> int:
         return self.output_dim
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> DeepSetsPooling:
+        """Load config + weights, then check them against the model's encoder (see :meth:`check_encoder`)."""
+        model = super().load(model_name_or_path, subfolder=subfolder, **kwargs)
+        model.check_encoder(model_name_or_path, subfolder, **hub_kwargs_of(kwargs))
+        return model
+
+    def check_encoder(self, model_name_or_path: str, subfolder: str, **hub_kwargs: Any) -> None:
+        """Refuse a folder whose VocabSetEncoder does not fit this module (folded one with an unfolded one, or
+        another width), at load time rather than at the first encode.
+
+        sentence-transformers loads every module on its own, so this reads the sibling encoder's entry in
+        ``modules.json``, its config (``folded_heads``) and its table's shape from the safetensors header (no data
+        read). A module loaded outside a saved SentenceTransformer has no sibling to check; ``forward`` then still
+        refuses a wrong width with the same message.
+
+        Raises:
+            ValueError: the encoder's table width or folding does not match this module.
+        """
+        modules_path = find_file(model_name_or_path, MODULES_FILE, **hub_kwargs)
+        modules = load_json(modules_path) if modules_path else None
+        if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+            return
+        paths = [m.get("path") for m in modules]
+        mine = paths.index(subfolder) if subfolder in paths else len(modules)
+        encoder = next(
+            (m for m in reversed(modules[:mine]) if str(m.get("type", "")).endswith(".VocabSetEncoder")), None
+        )
+        if encoder is None or not isinstance(encoder.get("path"), str):
+            return
+        where = dict(subfolder=encoder["path"], **hub_kwargs)
+        config_path = find_file(model_name_or_path, VocabSetEncoder.config_file_name, **where)
+        table_path = find_file(model_name_or_path, "model.safetensors", **where)
+        if config_path is None or table_path is None:
+            return  # the encoder's own load reports its missing files
+        folded_heads = load_config_file(config_path).get("folded_heads", 0)
+        shape = tensor_shapes(table_path).get("embeddings")
+        width = shape[1] if shape and len(shape) == 2 else None
+        if bool(folded_heads) != self.folded or (self.folded and folded_heads != self.num_heads):
+            raise ValueError(_mismatch_message(self, width, folded_heads, model_name_or_path))
+        if width is not None and width != self.input_width():
+            raise ValueError(_mismatch_message(self, width, folded_heads, model_name_or_path))
+
+
+def _mismatch_message(
+    pooling: DeepSetsPooling, width: int | None, folded_heads: int | None = None, where: str | None = None
+) -> str:
+    C, H = pooling.embedding_dimension, pooling.num_heads
+    kind = f"a folded DeepSetsPooling (C={C}, H={H}) takes [phi(x) | logits] rows of width {C + H}"
+    if not pooling.folded:
+        kind = f"an unfolded DeepSetsPooling (C={C}) takes entry embeddings of width {C}"
+    enc = f"the encoder's rows have width {width}"
+    if folded_heads is not None:
+        enc += f" ({'folded, ' + str(folded_heads) + ' heads' if folded_heads else 'unfolded'})"
+    return (
+        f"{kind}, but {enc}{' in ' + repr(where) if where else ''}: encoder and pooling come from different models "
+        "(a folded encoder needs the folded pooling saved with it, see fold_student). Save the model again from one "
+        "SentenceTransformer."
+    )
 
 
 @torch.no_grad()
