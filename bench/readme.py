@@ -1,6 +1,7 @@
 """Copy the benchmark tables into README.md: every block between ``<!-- bench/results/NAME.md -->`` and
-``<!-- end bench/results/NAME.md -->`` is replaced by that file, as the bench wrote it in its latest full run, and the
-block ``<!-- st-bertapprox defaults -->`` by the defaults table of ``st_bertapprox.config`` (``st-bertapprox defaults``).
+``<!-- end bench/results/NAME.md -->`` is replaced by that file, as the bench wrote it in its latest full run, and
+the block ``<!-- st-bertapprox defaults -->`` by the defaults table of ``st_bertapprox.config``
+(``st-bertapprox defaults``).
 
     python bench/readme.py           # rewrite README.md
     python bench/readme.py --check   # exit 1 if a block differs from its file (tests/test_readme.py does this too)

@@ -137,6 +137,7 @@ def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], 
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
     corpus, queries, qrels = load_beir("scifact", "test")
     query_ids = list(queries)[: sizes["queries"]]
+    qrels = {q: qrels[q] for q in query_ids}  # nDCG averages over the queries of qrels: only the kept ones
     if sizes["docs"]:  # the relevant documents of the kept queries plus the first `docs` others
         keep = {d for q in query_ids for d in qrels[q]} | set(list(corpus)[: sizes["docs"]])
         corpus = {d: t for d, t in corpus.items() if d in keep}
@@ -154,7 +155,7 @@ def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], 
         m["cosine"] = mean_cosine(held, teacher_held) if row.dim == teacher_held.shape[1] else None
         m["top10"] = neighbour_overlap(held, teacher_held, 10)
         m["ndcg"] = retrieval_ndcg(query_emb, doc_emb, query_ids, doc_ids, qrels, 10)
-        if row.name == "ours: student (folded)":
+        if row.name in ("ours: student (folded)", "general student (folded, default corpus)"):
             m["ndcg_teacher_docs"] = retrieval_ndcg(query_emb, teacher_docs, query_ids, doc_ids, qrels, 10)
         print(f"measured {row.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if v is not None), flush=True)
     return {"stsb_pairs": len(s1), "queries": len(query_ids), "docs": len(docs), "speed_texts": s1 + s2}
@@ -174,7 +175,8 @@ def measure_speed(rows: list[Row], texts: list[str], sizes: dict) -> None:
 def report(rows: list[Row], report: Report, captions: dict) -> None:
     ref = rows[0].metrics
     report.print(
-        f"CPU threads: {captions['threads']}; held-out: {captions['heldout']} Wikipedia sentences; STS-B dev: "
+        f"Training corpus (ours and model2vec + tokenlearn): {captions['corpus']}. "
+        f"CPU threads: {captions['threads']}; held-out: {captions['heldout']}; STS-B dev: "
         f"{captions['stsb_pairs']} pairs; SciFact test: {captions['queries']} queries, {captions['docs']} docs; "
         f"speed: median of {captions['rounds']} round-robin rounds on {captions['n_speed']} STS-B dev sentences "
         f"(batch 1: {captions['n_speed'] // 8}; the teacher: a quarter of those, "
@@ -201,12 +203,14 @@ def report(rows: list[Row], report: Report, captions: dict) -> None:
     header = ["model", "STS-B dev Spearman", "cos to teacher", "top-10 overlap", "SciFact nDCG@10", "sent/s b=32"]
     report.print(*markdown_table(header + ["sent/s b=1", "params (trainable)", "size MB"], table), "")
     by_name = {row.name: row.metrics for row in rows}
-    folded = by_name["ours: student (folded)"]
-    report.print(
-        "Asymmetric retrieval (queries by the folded student, documents indexed offline by the teacher): "
-        f"SciFact nDCG@10 {folded['ndcg_teacher_docs']:.4f} ({folded['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the "
-        "teacher)"
-    )
+    for name in ("ours: student (folded)", "general student (folded, default corpus)"):
+        if name in by_name:
+            m = by_name[name]
+            report.print(
+                f"Asymmetric retrieval, {name} (queries by the student, documents indexed offline by the teacher): "
+                f"SciFact nDCG@10 {m['ndcg_teacher_docs']:.4f} ({m['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the "
+                "teacher)"
+            )
     pairs = [
         ("numpy", "ours: student (folded), NumpyStudent", "model2vec + tokenlearn (same corpus)"),
         (
@@ -230,6 +234,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench", help="where the peer models and the fp16 student go")
     parser.add_argument("--no-model2vec", action="store_true")
     parser.add_argument("--no-tokenlearn", action="store_true")
+    parser.add_argument(
+        "--general",
+        help="a general run folder (default corpus) to compare with a fitted --student: its folded student is a row",
+    )
+    parser.add_argument("--name", default="student", help="the results file name: <results>/<name>.md and .json")
     args = parser.parse_args()
     set_threads(args.threads)
     sizes = SMALL if args.small else FULL
@@ -244,11 +253,23 @@ def main() -> None:
         train_emb = encode_cached(teacher, train_texts, name="corpus")
         rows += model2vec_rows(out, train_texts, train_emb, tokenlearn=not args.no_tokenlearn)
     rows += student_rows(student_dir, out, info["trainable_parameters"])
+    if args.general:
+        general = Path(args.general)
+        model = SentenceTransformer(str(general / "student-folded"), trust_remote_code=True, device="cpu")
+        rows.append(st_row("general student (folded, default corpus)", model, str(general / "student-folded")))
+        rows[-1].trainable = json.loads((general / "results.json").read_text())["trainable_parameters"]
 
     captions = evaluate(rows, teacher, heldout, sizes)
     measure_speed(rows, captions.pop("speed_texts"), sizes)
-    rep = Report("student", args)
-    captions.update(threads=args.threads, heldout=len(heldout), rounds=sizes["rounds"], n_speed=sizes["speed_texts"])
+    rep = Report(args.name, args)
+    source = ", ".join(info["corpus"]["files"]) if info["corpus"].get("files") else "Wikipedia sentences"
+    captions.update(
+        threads=args.threads,
+        heldout=f"{len(heldout)} texts of {source}",
+        rounds=sizes["rounds"],
+        n_speed=sizes["speed_texts"],
+        corpus=f"{len(train_texts):,} texts of {', '.join(info['datasets'])}",
+    )
     report(rows, rep, captions)
     rep.save(
         {

@@ -98,6 +98,7 @@ def cmd_build_vocab(args) -> None:
         args.output,
         batch_size=vocab_config.embed_batch_size,
         devices=args.devices,
+        merge_with=vocab_config.merge_encoder(),
         **vocab_config.mine_kwargs(),
     )
     print(f"vocabulary of {len(encoder.vocab)} entries saved to {args.output}")

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
@@ -66,12 +67,29 @@ class VocabConfig(_Validated):
     min_count: int = _field(3, "an entry must occur at least this often in the mining texts")
     stop_top_k: int = _field(100, "this many most frequent words are stop words: no n-gram starts or ends with one")
     embed_batch_size: int = _field(256, "teacher batch size when embedding the entries")
+    merge_with: str | None = _field(
+        None,
+        "a vocabulary folder (e.g. a general run's vocab/, same teacher) to add the mined entries to: its entries and "
+        "table rows are kept, only new entries are embedded",
+        flag="--merge-vocab",
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_ngram", "min_count", "embed_batch_size"):
             self._require_int(name, 1)
         for name in ("max_unigrams", "max_ngrams", "max_skipgrams", "stop_top_k"):
             self._require_int(name, 0)
+        if self.merge_with is not None:
+            ok = os.path.isfile(os.path.join(self.merge_with, "vocab_set_encoder_config.json"))
+            self._require(ok, "merge_with", "a vocabulary folder (the vocab/ of an earlier distill, or build-vocab's)")
+
+    def merge_encoder(self) -> Any:
+        """The ``VocabSetEncoder`` of ``merge_with``, or None."""
+        if self.merge_with is None:
+            return None
+        from .modules.student import VocabSetEncoder
+
+        return VocabSetEncoder.load(self.merge_with)
 
     def mine_kwargs(self) -> dict[str, int]:
         """The keyword arguments of ``vocab_builder.mine_vocab`` (everything but the batch size)."""
@@ -195,20 +213,29 @@ class CorpusConfig(_Validated):
     """
 
     files: list[str] | None = _field(
-        None, "text files, one text per line (default: the shared Wikipedia sentences + STS-B train)", flag="--corpus"
+        None,
+        "your documents: text files (one per line), JSONL files or BEIR folders, split into sentences and passages "
+        "(default: the shared Wikipedia sentences + STS-B train)",
+        flag="--corpus",
     )
     hf_dataset: str | None = _field(None, "a Hugging Face dataset to use as the corpus instead")
-    text_column: str = _field("text", "the text column of --hf-dataset")
+    text_column: str = _field("text", "the text field of --hf-dataset or of JSONL --corpus files")
     split: str = _field("train", "the split of --hf-dataset")
     num_sentences: int = _field(40_000, "training sentences taken from the corpus (besides STS-B train)")
     heldout: int = _field(2000, "last texts of the corpus held out from mining and training, for held-out metrics")
-    # default corpus only: STS-B train is in-domain for the STS-B score we report
-    add_stsb: bool = _field(True, "default corpus: add STS-B train's unique sentences to mining and training")
+    # STS-B train is in-domain for the STS-B score we report
+    add_stsb: bool = _field(True, "default corpus and --general-sentences: include STS-B train's unique sentences")
+    general_sentences: int = _field(
+        0, "--corpus: also train on this many general texts (STS-B train, then Wikipedia) to keep general quality"
+    )
+    passage_sentences: int = _field(3, "--corpus: sentences per passage when documents are split")
     mine_sentences: int | None = _field(None, "mine the vocabulary from at most this many texts (default: all)")
 
     def __post_init__(self) -> None:
         self._require_int("num_sentences", 1)
         self._require_int("heldout", 1)
+        self._require_int("general_sentences", 0)
+        self._require_int("passage_sentences", 1)
         if self.mine_sentences is not None:
             self._require_int("mine_sentences", 1)
         if self.files is not None:
@@ -218,10 +245,17 @@ class CorpusConfig(_Validated):
     def datasets(self) -> list[str]:
         """The datasets a model trained on this corpus names in its card: file names, the HF dataset, or default."""
         if self.files:
-            return [_basename(path) for path in self.files]
+            general = list(DEFAULT_DATASETS) if self.general_sentences else []
+            return [_basename(path) for path in self.files] + general
         if self.hf_dataset:
             return [self.hf_dataset]
         return list(DEFAULT_DATASETS) if self.add_stsb else ["wikipedia"]
+
+    def heldout_source(self) -> str:
+        """Where the held-out texts come from when not the default Wikipedia sentences ("" for the default)."""
+        if self.files:
+            return ", ".join(_basename(path) for path in self.files)
+        return self.hf_dataset or ""
 
     @classmethod
     def small(cls) -> CorpusConfig:
@@ -230,8 +264,6 @@ class CorpusConfig(_Validated):
 
 
 def _basename(path: str) -> str:
-    import os
-
     return os.path.basename(os.path.normpath(path))
 
 

@@ -117,14 +117,84 @@ class Corpus(NamedTuple):
     heldout: list[str]
 
 
+def read_documents(path: str | os.PathLike, text_field: str = "text") -> list[str]:
+    """The documents of a BEIR folder (``corpus.jsonl``), a JSONL file, or a text file (one document per line).
+
+    A JSONL record (and a BEIR document) gives ``"title text"`` when it has a non-empty ``title``, else its
+    ``text_field``; records without text are skipped.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist, or is a folder without ``corpus.jsonl``.
+        ValueError: a JSONL line is not a JSON object with a string ``text_field``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "corpus.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{path} is a folder without corpus.jsonl: pass a BEIR folder, a .jsonl or a .txt."
+            )
+        path = path / "corpus.jsonl"
+    if path.suffix != ".jsonl":
+        return load_sentences(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Corpus file {path} does not exist.")
+    docs = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                text = record[text_field]
+            except (json.JSONDecodeError, RecursionError, TypeError, KeyError) as e:
+                raise ValueError(
+                    f"{path}:{number} is not a JSON object with a {text_field!r} field ({type(e).__name__}: {e}); "
+                    "pass --text-column to name the text field."
+                ) from e
+            if not isinstance(text, str):
+                raise ValueError(f"{path}:{number}: {text_field!r} is {type(text).__name__}, not a string.")
+            title = record.get("title") if isinstance(record.get("title"), str) else ""
+            text = f"{title.strip()} {text.strip()}".strip()
+            if text:
+                docs.append(text)
+    return docs
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text, by Bling Fire's rule-based splitter (abbreviations, numbers, brackets)."""
+    import blingfire
+
+    return [s.strip() for s in blingfire.text_to_sentences(text).split("\n") if s.strip()]
+
+
+def document_texts(document: str, passage_sentences: int = 3) -> list[str]:
+    """What a document contributes to distillation: its sentences, its passages (runs of ``passage_sentences``
+    consecutive sentences) and, when longer than one passage, the document itself; without repeats.
+
+    A one-sentence line gives just that line, so a text file with one sentence per line is used as it is.
+    """
+    sentences = split_sentences(document)
+    passages = [" ".join(sentences[i : i + passage_sentences]) for i in range(0, len(sentences), passage_sentences)]
+    whole = [document] if len(sentences) > passage_sentences else []
+    return list(dict.fromkeys([*sentences, *passages, *whole]))
+
+
 def load_corpus(config: CorpusConfig | None = None, /, **fields: Any) -> Corpus:
     """(mining texts, training texts, held-out texts) for distillation, as described by a :class:`CorpusConfig`.
 
     Default: the shared Wikipedia sentences plus the unique STS-B train sentences; the last ``heldout`` Wikipedia
     lines are held out from mining and training, training uses STS-B train plus the first ``num_sentences``
-    Wikipedia lines, mining sees every other line too. With ``files`` (one text per line) or an HF ``hf_dataset``
-    (its ``text_column`` of ``split``): the last ``heldout`` texts are held out, training uses the first
-    ``num_sentences`` of the rest, mining all of the rest. ``mine_sentences`` caps the mining texts (the first ones).
+    Wikipedia lines, mining sees every other line too.
+
+    With ``files`` (text files with one document per line, JSONL files, BEIR folders): every document is split into
+    sentences and passages (:func:`document_texts`); the last documents are held out (the first ``heldout`` of their
+    texts are the held-out texts, the rest is unused); training uses the first ``num_sentences`` texts of the other
+    documents, plus ``general_sentences`` general texts (STS-B train, then Wikipedia) if asked; mining sees the
+    other documents, each once.
+
+    With an HF ``hf_dataset`` (its ``text_column`` of ``split``): the last ``heldout`` texts are held out, training
+    uses the first ``num_sentences`` of the rest, mining all of the rest. ``mine_sentences`` caps the mining texts
+    (the first ones).
 
     Args:
         config: The corpus; default ``CorpusConfig()``.
@@ -138,25 +208,41 @@ def load_corpus(config: CorpusConfig | None = None, /, **fields: Any) -> Corpus:
         ValueError: if the corpus has no more than ``heldout`` texts, or a field is invalid.
     """
     config = replace(config, **fields) if config is not None else CorpusConfig(**fields)
+    if config.files:
+        return _load_documents(config)
     if config.hf_dataset:
         from datasets import load_dataset
 
         dataset = load_dataset(config.hf_dataset, split=config.split)
         texts = [t for t in dataset[config.text_column] if t and t.strip()]
-    elif config.files:
-        texts = [t for path in config.files for t in load_sentences(path)]
     else:
         texts = load_sentences()
     if len(texts) <= config.heldout:
         raise ValueError(f"The corpus has {len(texts)} texts; it needs more than heldout={config.heldout}.")
     texts, heldout = texts[: -config.heldout], texts[-config.heldout :]
-    if config.files or config.hf_dataset:
+    if config.hf_dataset:
         mine, train = texts, texts[: config.num_sentences]
     else:
         stsb = load_stsb("train") if config.add_stsb else {"sentence1": [], "sentence2": []}
         stsb = list(dict.fromkeys(list(stsb["sentence1"]) + list(stsb["sentence2"])))
         mine, train = texts + stsb, stsb + texts[: config.num_sentences]
     return Corpus(mine[: config.mine_sentences] if config.mine_sentences else mine, train, heldout)
+
+
+def _load_documents(config: CorpusConfig) -> Corpus:
+    docs = [doc for path in config.files for doc in read_documents(path, config.text_column)]
+    held: list[str] = []
+    while docs and len(held) < config.heldout:  # whole documents, from the end: no text of them is trained on
+        held = document_texts(docs.pop(), config.passage_sentences) + held
+    if not docs:
+        raise ValueError(f"The corpus has too few documents to hold out heldout={config.heldout} texts and train.")
+    texts = list(dict.fromkeys(t for doc in docs for t in document_texts(doc, config.passage_sentences)))
+    train = texts[: config.num_sentences]
+    if config.general_sentences:
+        general = load_corpus(CorpusConfig(num_sentences=config.general_sentences, add_stsb=config.add_stsb)).train
+        train += general[: config.general_sentences]
+    mine = docs[: config.mine_sentences] if config.mine_sentences else docs  # each document counted once
+    return Corpus(mine, train, held[: config.heldout])
 
 
 def load_beir(

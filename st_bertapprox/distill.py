@@ -219,6 +219,7 @@ def get_vocab(
         batch_size=job.vocab.embed_batch_size,
         devices=job.devices,
         show_progress_bar=show_progress_bar,
+        merge_with=job.vocab.merge_encoder(),
         **job.vocab.mine_kwargs(),
     )
     return encoder, True
@@ -261,7 +262,7 @@ def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, 
             "trainable parameters": f"{trainable:,}",
         },
         tags=["distillation", "static-embeddings"],
-        heldout_dataset="" if job.corpus.datasets() == CorpusConfig().datasets() else datasets[-1],
+        heldout_dataset=job.corpus.heldout_source(),
     )
 
 

@@ -114,6 +114,29 @@ def mine_vocab(
     )
 
 
+def merge_vocabs(base: NGramVocab, extra: NGramVocab) -> NGramVocab:
+    """``base`` with the entries of ``extra`` it lacks appended (n-grams, skip-grams, pieces; ``base``'s flags).
+
+    Used to fit a general vocabulary to a user's corpus: every general entry is kept (so general quality is kept),
+    and the corpus's own words, n-grams and skip-grams are added.
+    """
+    b, e = base.to_dict(), extra.to_dict()
+
+    def union(key: str) -> list[str]:
+        seen = set(b[key])
+        return b[key] + [x for x in e[key] if x not in seen]
+
+    counts = {**(e.get("counts") or {}), **(b.get("counts") or {})}
+    return NGramVocab(
+        union("ngrams"),
+        union("skipgrams"),
+        union("pieces"),
+        counts=counts,
+        overlapping=base.overlapping,
+        unique=base.unique,
+    )
+
+
 def embed_vocab(
     vocab: NGramVocab,
     teacher: SentenceTransformer,
@@ -121,12 +144,37 @@ def embed_vocab(
     devices: list[str] | None = None,
     max_seq_length: int = 256,
     show_progress_bar: bool = True,
+    known: VocabSetEncoder | None = None,
 ) -> VocabSetEncoder:
-    """Encode every entry with the teacher (cached, resumable) into a :class:`VocabSetEncoder`; ``[PAD]`` is zero."""
-    texts = [vocab.teacher_text(i) for i in range(1, len(vocab))]
-    emb = encode_cached(
-        teacher, texts, name="vocab", batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar
-    )
+    """Encode every entry with the teacher (cached, resumable) into a :class:`VocabSetEncoder`; ``[PAD]`` is zero.
+
+    ``known``: an unfolded encoder of the same teacher whose table rows are reused for the entries it has (only the
+    other entries are encoded).
+    """
+    reuse = {}
+    if known is not None:
+        if known.folded_heads:
+            raise ValueError("embed_vocab(known=...) needs an unfolded vocabulary (build-vocab or distill's vocab/).")
+        rows = known.embeddings.weight.detach().float().cpu().numpy()
+        reuse = {i: rows[known.vocab.index[e]] for i, e in enumerate(vocab.entries) if i and e in known.vocab.index}
+    todo = [i for i in range(1, len(vocab)) if i not in reuse]
+    texts = [vocab.teacher_text(i) for i in todo]
+    if texts:
+        emb = encode_cached(
+            teacher, texts, name="vocab", batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar
+        )
+    else:
+        emb = np.zeros((0, next(iter(reuse.values())).shape[0]), dtype=np.float32)
+    if reuse:
+        if emb.shape[1] != known.get_embedding_dimension():
+            raise ValueError(
+                f"The vocabulary to merge with has {known.get_embedding_dimension()}-d rows but the teacher gives "
+                f"{emb.shape[1]}-d embeddings: merge only with a vocabulary built by the same teacher."
+            )
+        full = np.empty((len(vocab) - 1, emb.shape[1]), dtype=np.float32)
+        full[[i - 1 for i in todo]] = emb
+        full[[i - 1 for i in reuse]] = np.stack(list(reuse.values()))
+        emb, texts = full, [vocab.teacher_text(i) for i in range(1, len(vocab))]
     bad = np.flatnonzero(~np.isfinite(emb).all(1))
     if len(bad):
         raise ValueError(
@@ -145,11 +193,24 @@ def build_vocab(
     batch_size: int = 256,
     devices: list[str] | None = None,
     show_progress_bar: bool = True,
+    merge_with: VocabSetEncoder | None = None,
     **mine_kwargs,
 ) -> VocabSetEncoder:
-    """Mine a vocabulary from ``texts``, embed it with ``teacher``, and save it to ``output_dir`` (if given)."""
+    """Mine a vocabulary from ``texts``, embed it with ``teacher``, and save it to ``output_dir`` (if given).
+
+    ``merge_with``: a general vocabulary (unfolded, same teacher) that the mined entries are added to
+    (:func:`merge_vocabs`); its table rows are reused, so only the new entries cost teacher passes.
+    """
     vocab = mine_vocab(texts, pieces=teacher_pieces(teacher), show_progress_bar=show_progress_bar, **mine_kwargs)
-    encoder = embed_vocab(vocab, teacher, batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar)
+    if merge_with is not None:
+        merged = merge_vocabs(merge_with.vocab, vocab)
+        logger.info(
+            f"merged vocabulary: {len(merge_with.vocab):,} general + {len(merged) - len(merge_with.vocab):,} new"
+        )
+        vocab = merged
+    encoder = embed_vocab(
+        vocab, teacher, batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar, known=merge_with
+    )
     if output_dir:
         encoder.save(output_dir)
     return encoder
