@@ -70,7 +70,10 @@ def test_corpus_holds_out_whole_documents_and_adds_general_texts(beir, stsb_trai
     with_general = load_corpus(files=[str(beir)], heldout=2, general_sentences=50, passage_sentences=2)
     assert with_general.train[: len(corpus.train)] == corpus.train
     assert len(with_general.train) == len(corpus.train) + 50 and with_general.mine == corpus.mine
-    assert with_general.train[-50:] == list(dict.fromkeys(stsb_train["sentence1"] + stsb_train["sentence2"]))[:50]
+    assert (
+        with_general.train[-50:]
+        == list(dict.fromkeys(list(stsb_train["sentence1"]) + list(stsb_train["sentence2"])))[:50]
+    )
     with pytest.raises(ValueError, match="too few documents"):
         load_corpus(files=[str(beir)], heldout=100)
 
