@@ -96,15 +96,21 @@ def _read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return hashes, embeddings
 
 
+def _drop(path: Path, why: object) -> None:
+    logger.warning(f"Deleting damaged teacher-cache chunk {path}: {why}; its texts will be encoded again.")
+    path.unlink(missing_ok=True)
+
+
 def _index(folder: Path) -> dict[tuple[int, int], tuple[Path, int]]:
-    """Text hash -> (chunk, row) over the folder's chunks; a damaged chunk is deleted (its texts are encoded again)."""
+    """Text hash -> (chunk, row) over the folder's chunks, from their hashes only (the embeddings are read, and
+    checked, only when a chunk is used); an unreadable chunk is deleted (its texts are encoded again)."""
     index = {}
     for path in sorted(folder.glob("*.safetensors")):
         try:
-            hashes, embeddings = _read_chunk(path)
-        except ValueError as e:
-            logger.warning(f"Deleting damaged teacher-cache chunk {path}: {e}; its texts will be encoded again.")
-            path.unlink(missing_ok=True)
+            with safe_open(str(path), "np") as f:
+                hashes = f.get_tensor("hashes")
+        except (SafetensorError, KeyError) as e:
+            _drop(path, f"unreadable ({e})")
             continue
         for row, (a, b) in enumerate(hashes.tolist()):
             index[(a, b)] = (path, row)
@@ -172,8 +178,11 @@ def encode_cached(
         by_file.setdefault(index[k][0], []).append(i)
     out = None
     for path, positions in by_file.items():
-        with safe_open(str(path), "np") as f:
-            emb = f.get_tensor("embeddings")
+        try:
+            _, emb = _read_chunk(path)
+        except ValueError as e:  # deleted, so the call below encodes its texts again and terminates
+            _drop(path, e)
+            return encode_cached(teacher, texts, name, batch_size, chunk_size, devices, show_progress_bar, directory)
         if out is None:
             out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
         out[positions] = emb[[index[keys[i]][1] for i in positions]]
