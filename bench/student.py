@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,11 @@ def static_row(name: str, model, path: str, trained: bool) -> Row:
     return Row(name, encode, path, params, params if trained else 0, model.embedding.shape[1])
 
 
-def model2vec_rows(out: Path, train_texts: list[str], train_emb: np.ndarray, tokenlearn: bool) -> list[Row]:
+def model2vec_rows(
+    out: Path, train_texts: list[str], train_emb: np.ndarray | Callable[[], np.ndarray], tokenlearn: bool
+) -> list[Row]:
+    """model2vec distilled from the teacher and, with ``tokenlearn``, further trained on ``train_texts`` (teacher
+    embeddings ``train_emb``, or a function computing them, called only when the model is not on disk yet)."""
     from model2vec import StaticModel
     from model2vec.distill import distill
 
@@ -90,7 +95,8 @@ def model2vec_rows(out: Path, train_texts: list[str], train_emb: np.ndarray, tok
         tl_dir = out / f"model2vec-tokenlearn-{len(train_texts)}"
         if not (tl_dir / "model.safetensors").exists():
             base = StaticModel.from_pretrained(str(m2v_dir), quantize_to="float32")  # tokenlearn trains in float32
-            trained = train_model(base, train_texts, train_emb, device="cpu", pca_dims=256)
+            targets = train_emb() if callable(train_emb) else train_emb
+            trained = train_model(base, train_texts, targets, device="cpu", pca_dims=256)
             trained.normalize = True
             trained.save_pretrained(str(tl_dir))
         name = "model2vec + tokenlearn (same corpus)"
@@ -130,17 +136,25 @@ def student_rows(student_dir: Path, out: Path, trainable: int) -> list[Row]:
     return rows
 
 
+def scifact_subset(sizes: dict) -> tuple[dict, dict, list[str], dict]:
+    """SciFact test (corpus, queries, kept query ids, their qrels): the first ``sizes["queries"]`` queries, and with
+    ``sizes["docs"]`` only their relevant documents plus the first ``docs`` others (nDCG averages over the queries
+    of qrels, so qrels keeps only the kept ones)."""
+    corpus, queries, qrels = load_beir("scifact", "test")
+    query_ids = list(queries)[: sizes["queries"]]
+    qrels = {q: qrels[q] for q in query_ids}
+    if sizes["docs"]:
+        keep = {d for q in query_ids for d in qrels[q]} | set(list(corpus)[: sizes["docs"]])
+        corpus = {d: t for d, t in corpus.items() if d in keep}
+    return corpus, queries, query_ids, qrels
+
+
 def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], sizes: dict) -> dict:
     """Quality columns of every row (the first row is ``teacher``'s: its held-out and document embeddings come
     from the teacher cache that ``distill`` filled); returns what the report's captions need."""
     dev = load_stsb("dev").select(range(sizes["stsb_pairs"] or len(load_stsb("dev"))))
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
-    corpus, queries, qrels = load_beir("scifact", "test")
-    query_ids = list(queries)[: sizes["queries"]]
-    qrels = {q: qrels[q] for q in query_ids}  # nDCG averages over the queries of qrels: only the kept ones
-    if sizes["docs"]:  # the relevant documents of the kept queries plus the first `docs` others
-        keep = {d for q in query_ids for d in qrels[q]} | set(list(corpus)[: sizes["docs"]])
-        corpus = {d: t for d, t in corpus.items() if d in keep}
+    corpus, queries, query_ids, qrels = scifact_subset(sizes)
     doc_ids, docs = list(corpus), list(corpus.values())
     query_texts = [queries[q] for q in query_ids]
     teacher_held = encode_cached(teacher, heldout, name="heldout")
@@ -250,7 +264,7 @@ def main() -> None:
     _, train_texts, heldout = load_corpus(**info["corpus"])
     rows = [st_row("teacher: all-MiniLM-L6-v2", teacher, teacher_path())]
     if not args.no_model2vec:
-        train_emb = encode_cached(teacher, train_texts, name="corpus")
+        train_emb = partial(encode_cached, teacher, train_texts, name="corpus")  # only if tokenlearn must train
         rows += model2vec_rows(out, train_texts, train_emb, tokenlearn=not args.no_tokenlearn)
     rows += student_rows(student_dir, out, info["trainable_parameters"])
     if args.general:

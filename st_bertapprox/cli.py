@@ -1,6 +1,6 @@
-"""``st-bertapprox`` command line: build-vocab, distill, finetune, push, mteb, defaults.
+"""``st-bertapprox`` command line: build-vocab, distill, distill-tiny, finetune, push, mteb, defaults.
 
-The options of ``build-vocab``, ``distill`` and ``finetune`` are built from the config dataclasses in
+The options of ``build-vocab``, ``distill``, ``distill-tiny`` and ``finetune`` are built from the config dataclasses in
 ``st_bertapprox.config`` (one option per field: its flag, type, help and default come from there), so a default is
 written once. Every value is validated before anything is loaded; a bad one exits with status 2 and a message that
 names the option. No code from a model folder runs unless ``--trust-remote-code`` is given.
@@ -25,6 +25,7 @@ from .config import (
     DistillConfig,
     FinetuneConfig,
     StudentConfig,
+    TinyConfig,
     VocabConfig,
     field_default,
     field_types,
@@ -122,6 +123,22 @@ def cmd_distill(args) -> None:
     print(json.dumps(result, indent=2))
 
 
+def cmd_distill_tiny(args) -> None:
+    from .tiny import TinyJob, tiny_pipeline
+
+    job = TinyJob(
+        output_dir=args.output,
+        corpus=config_from_args(args, CorpusConfig, args.small),
+        tiny=config_from_args(args, TinyConfig, args.small),
+        recipe=config_from_args(args, DistillConfig, args.small),
+        command=args.command_line,
+        devices=args.devices,
+    )
+    teacher, job.teacher_id = _teacher(args)
+    result = tiny_pipeline(teacher, job)
+    print(json.dumps(result, indent=2))
+
+
 def cmd_finetune(args) -> None:
     from .data import teacher_path
     from .finetune import finetune_job
@@ -215,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         add_config_options(p, cls, title)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("distill-tiny", help="distil a tiny BERT on distill's corpus, teacher targets and recipe")
+    p.add_argument("--output", required=True, help="the run folder (student/, results.json)")
+    _teacher_args(p)
+    for cls, title in ((CorpusConfig, "corpus"), (TinyConfig, "tiny transformer"), (DistillConfig, "recipe")):
+        add_config_options(p, cls, title)
+    p.set_defaults(func=cmd_distill_tiny)
 
     p = sub.add_parser("finetune", help="fine-tune the scratch-BERT MiniLM on STS-B (CosineSimilarityLoss)")
     p.add_argument("--base", help="BERT checkpoint to start from (default: the packaged all-MiniLM-L6-v2)")

@@ -2,7 +2,8 @@
 
 * :func:`load_corpus`: the (mining, training, held-out) texts of a distillation, from a :class:`CorpusConfig`;
 * :func:`load_beir`: a BEIR-layout retrieval set (the MTEB SciFact task and the retrieval bench read through it);
-* :func:`load_stsb`, :func:`load_sentences`: STS-B pairs, text files with one text per line.
+* :func:`load_stsb`, :func:`load_sentences`: STS-B pairs, text files with one text per line;
+* :func:`load_agnews`, :func:`load_bbc`: topic-labelled news (AG News test, BBC News) for clustering.
 
 The shared data folder is ``$ST_BERTAPPROX_DATA`` if set, else ``../shared/data`` next to the project checkout
 (or next to the current directory). Every loader reads local files first; STS-B falls back to the Hub dataset
@@ -23,7 +24,17 @@ from datasets import Dataset
 from .config import DEFAULT_TEACHER, CorpusConfig
 
 ENV_VAR = "ST_BERTAPPROX_DATA"
-__all__ = ["DEFAULT_TEACHER", "Corpus", "data_dir", "load_beir", "load_corpus", "load_sentences", "load_stsb"]
+__all__ = [
+    "DEFAULT_TEACHER",
+    "Corpus",
+    "data_dir",
+    "load_agnews",
+    "load_bbc",
+    "load_beir",
+    "load_corpus",
+    "load_sentences",
+    "load_stsb",
+]
 
 
 def data_dir() -> Path:
@@ -277,3 +288,46 @@ def load_beir(
             qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
     queries = {qid: queries[qid] for qid in qrels}
     return corpus, queries, qrels
+
+
+def load_agnews() -> tuple[list[str], list[str]]:
+    """AG News test (``<data>/agnews/test.csv``): 7,600 ``"title description"`` texts and their topics (World, Sports,
+    Business, Sci/Tech; 1,900 each).
+
+    Texts are joined as the Hugging Face ``ag_news`` dataset (and so MTEB's NewsClassification) joins them, a space
+    between title and description, verbatim: the CSV's ``\\`` line breaks and ``#36;``-style entities are kept.
+
+    Raises:
+        FileNotFoundError: the dataset is missing.
+        ValueError: a row is not (class 1-4, title, description).
+    """
+    root = dataset_path("agnews")
+    classes = (root / "classes.txt").read_text(encoding="utf-8").split()
+    texts, labels = [], []
+    with open(root / "test.csv", encoding="utf-8", newline="") as f:
+        for number, row in enumerate(csv.reader(f), 1):
+            if not row:
+                continue
+            if len(row) != 3 or row[0] not in {str(i) for i in range(1, len(classes) + 1)}:
+                raise ValueError(f"{root / 'test.csv'}, line {number}: expected (class 1-4, title, description)")
+            texts.append(f"{row[1]} {row[2]}")
+            labels.append(classes[int(row[0]) - 1])
+    return texts, labels
+
+
+def load_bbc() -> tuple[list[str], list[str]]:
+    """BBC News (``<data>/bbc-news/bbc.jsonl``): 2,225 ``"title text"`` articles and their topics (business,
+    entertainment, politics, sport, tech), in the file's order (grouped by topic: subsample at random).
+
+    The whole article is given, as MTEB gives its P2P (title + body) clustering texts: every model reads what fits in
+    its own input length (the teacher: its first 256 word pieces, about the title and the first two paragraphs).
+    """
+    path = dataset_path("bbc-news") / "bbc.jsonl"
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                article = json.loads(line)
+                texts.append(f"{article['title'].strip()} {article['text'].strip()}")
+                labels.append(article["label"])
+    return texts, labels

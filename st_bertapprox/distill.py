@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.base.evaluation import SequentialEvaluator
@@ -27,6 +28,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize
 
 from .config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, StudentConfig, VocabConfig, training_arguments
 from .data import Corpus, load_corpus
+from .entry_targets import EntryTargets, entry_targets
 from .evaluation import TeacherAgreementEvaluator, stsb_evaluator
 from .hub import CardInfo
 from .modules.files import save_json
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DistillConfig",
     "DistillJob",
+    "EntryDistillLoss",
     "StudentConfig",
     "Targets",
     "build_student",
@@ -124,6 +127,41 @@ def teacher_targets(
     return Targets(train_texts, train_emb, heldout_texts, heldout_emb)
 
 
+class EntryDistillLoss(MSELoss):
+    """MSE to the teacher's sentence embedding plus ``weight`` times the entry-level loss (see
+    :mod:`st_bertapprox.entry_targets`): the same MSE between every entry's vector and its target, both scaled to unit
+    length first (entry vectors and the teacher's token vectors live at different scales), averaged over the batch's
+    entries. For unit vectors the MSE is ``2 (1 - cos) / C``, so ``weight=1`` counts an entry's cosine gap like its
+    sentence's. Entries covering no teacher word piece are left out.
+
+    The label of a text is ``[teacher sentence embedding | text index]``: the index finds its entry targets, which
+    are too many and too ragged for a dataset column.
+    """
+
+    def __init__(self, model: SentenceTransformer, targets: EntryTargets, weight: float) -> None:
+        super().__init__(model)
+        self.targets, self.weight = targets, weight
+
+    def forward(self, sentence_features: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
+        features = self.model(sentence_features[0])
+        C = labels.size(1) - 1
+        loss = self.compute_loss_from_embeddings([features["sentence_embedding"]], [labels[:, :C]])
+        v, mask = features["entry_embeddings"], features["attention_mask"].bool()  # (B, T, C), (B, T)
+        target = torch.zeros_like(v)
+        for row, index in enumerate(labels[:, C].long().tolist()):
+            rows = torch.from_numpy(self.targets.of(index))
+            if len(rows) != int(mask[row].sum()):
+                raise ValueError(
+                    f"Text {index} has {int(mask[row].sum())} entries but {len(rows)} entry targets: the targets were "
+                    "computed with another vocabulary or max_seq_length."
+                )
+            target[row, : len(rows)] = rows.to(v.device)
+        valid = mask & (target.norm(dim=-1) > 0)
+        gap = (F.normalize(v, dim=-1) - F.normalize(target, dim=-1)).pow(2).mean(-1)  # (B, T): 2 (1 - cos) / C
+        entry_loss = (gap * valid).sum() / valid.sum().clamp(min=1)
+        return loss + self.weight * entry_loss
+
+
 def build_evaluator(targets: Targets, config: DistillConfig) -> SequentialEvaluator:
     """Held-out agreement with the teacher (the main score, used for selection), then STS-B dev if asked for."""
     agreement = TeacherAgreementEvaluator(targets.heldout_texts, targets.heldout_embeddings, name="heldout")
@@ -138,11 +176,15 @@ def train_student(
     output_dir: str,
     config: DistillConfig,
     show_progress_bar: bool = True,
+    entries: EntryTargets | None = None,
 ) -> SentenceTransformer:
-    """MSE distillation with ``SentenceTransformerTrainer``; ``student`` ends as the best checkpoint, in eval mode."""
-    train_dataset = Dataset.from_dict(
-        {"sentence": targets.train_texts, "label": targets.train_embeddings.astype(np.float32)}
-    )
+    """MSE distillation with ``SentenceTransformerTrainer`` (plus the entry-level loss when ``entries`` are given);
+    ``student`` ends as the best checkpoint, in eval mode."""
+    labels, loss = targets.train_embeddings.astype(np.float32), MSELoss(student)
+    if entries is not None:
+        labels = np.hstack([labels, np.arange(len(labels), dtype=np.float32)[:, None]])  # + the text's index
+        loss = EntryDistillLoss(student, entries, config.entry_loss_weight)
+    train_dataset = Dataset.from_dict({"sentence": targets.train_texts, "label": labels})
     args = training_arguments(
         config,
         os.path.join(output_dir, "checkpoints"),
@@ -159,7 +201,7 @@ def train_student(
         disable_tqdm=not show_progress_bar,
     )
     trainer = SentenceTransformerTrainer(
-        model=student, args=args, train_dataset=train_dataset, loss=MSELoss(student), evaluator=evaluator
+        model=student, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator
     )
     trainer.train()
     shutil.rmtree(args.output_dir, ignore_errors=True)  # the best checkpoint is loaded; the rest is clutter
@@ -184,6 +226,11 @@ def distill(
 ) -> tuple[SentenceTransformer, dict[str, float]]:
     """Train a student on ``train_texts``; returns the best model (by held-out cosine) and its final metrics."""
     config = config or DistillConfig()
+    entries = None
+    if config.entry_loss_weight:  # first: its teacher pass caches the sentence embeddings too
+        max_entries = (student or StudentConfig()).max_seq_length
+        kw = dict(batch_size=config.teacher_batch_size, show_progress_bar=show_progress_bar)
+        entries = entry_targets(teacher, encoder.vocab, train_texts, max_entries, **kw)
     targets = teacher_targets(
         teacher, train_texts, heldout_texts, config.teacher_batch_size, devices, show_progress_bar
     )
@@ -195,7 +242,7 @@ def distill(
     torch.manual_seed(config.seed)  # before the student is built: its initialisation depends on the seed only
     model = build_student(encoder, student)
     evaluator = build_evaluator(targets, config)
-    train_student(model, targets, evaluator, output_dir, config, show_progress_bar)
+    train_student(model, targets, evaluator, output_dir, config, show_progress_bar, entries)
     return model, evaluate_student(model, evaluator)
 
 
@@ -235,12 +282,16 @@ def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, 
     vocab = encoder.vocab
     defaults = StudentConfig()
     shown = ["phi_hidden_dim", "num_heads", "rho_hidden_dim"]
+    shown += ["context_layers", "context_dim", "context_heads"] if s.context_layers else []
     shown += [k for k in ("pooling", "dropout") if getattr(s, k) != getattr(defaults, k)]
     results = {
         "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),
         "heldout_cosine_to_teacher": metrics["heldout_cosine"],
     }
     datasets = job.corpus.datasets()
+    entry_note = ""
+    if r.entry_loss_weight:
+        entry_note = f" and entry-level targets (the teacher's token vectors per entry, x{r.entry_loss_weight})"
     trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     return CardInfo(
         title=f"st-bertapprox student of {_short_name(job.teacher_id)}",
@@ -250,7 +301,7 @@ def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, 
         architecture=f"VocabSetEncoder ({len(vocab):,} entries, frozen teacher embeddings"
         f"{f' + rank-{s.adapter_rank} trainable adapter' if s.adapter_rank else ''}) -> DeepSetsPooling "
         f"({', '.join(f'{k}={getattr(s, k)}' for k in shown)}) -> Normalize",
-        training=f"MSE distillation to the teacher's sentence embeddings of {num_train:,} sentences, "
+        training=f"MSE distillation to the teacher's sentence embeddings of {num_train:,} sentences{entry_note}, "
         f"{r.epochs} epoch(s), batch {r.batch_size}, lr {r.learning_rate}, best checkpoint by held-out cosine.",
         command=job.command,
         base_model=job.teacher_id,

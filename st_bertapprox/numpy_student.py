@@ -7,6 +7,10 @@ padded entry ids of a batch and one sum give every text's pooled vector (the ``[
 no softmax run online). Then rho (LayerNorm -> Linear -> GELU -> Linear, residual) and L2 normalisation, as in the
 SentenceTransformer. The embeddings equal the folded SentenceTransformer's up to float32 rounding (tested <= 1e-5).
 
+A folded contextual student (one context block) stores ``[phi(x) | logits | q k v]``; its logits change with the
+context, so it runs the block's attention over each text's set, the output projection and a masked softmax in numpy
+instead of the ratio of sums.
+
     student = NumpyStudent.from_pretrained("runs/student/student-folded")
     embeddings = student.encode(["A man is playing a guitar.", "Someone plays music."])  # (2, 384), unit norm
 """
@@ -40,6 +44,12 @@ class NumpyStudent:
                 "NumpyStudent got an unfolded student: fold it first (`st_bertapprox.fold_student`); "
                 "`st-bertapprox distill` writes the folded one to `student-folded/`."
             )
+        context_layers = getattr(pooling, "context_layers", 0)
+        if context_layers > 1:
+            raise ValueError(
+                f"NumpyStudent runs contextual students of one context block; this one has {context_layers}: encode "
+                "it through SentenceTransformer."
+            )
         table = encoder.embeddings.weight.detach().cpu().numpy()  # (V, C + H): phi(x), then H logits
         if not np.isfinite(table.sum(dtype=np.float64)):  # NaN/inf anywhere makes the sum non-finite (no overflow)
             bad = np.flatnonzero(~np.isfinite(table).all(1))
@@ -48,20 +58,28 @@ class NumpyStudent:
                 "every embedding would be NaN. The model is corrupt: re-fold and re-save it."
             )
         C, H = pooling.embedding_dimension, pooling.num_heads
-        if table.shape[1] != C + H or encoder.folded_heads != H:
+        if table.shape[1] != pooling.input_width() or encoder.folded_heads != H:
             raise ValueError(
                 f"The folded table has {table.shape[1]} columns and {encoder.folded_heads} heads, but the pooling "
-                f"expects {C} + {H}: encoder and pooling come from different saves."
+                f"expects {pooling.input_width()} and {H}: encoder and pooling come from different saves."
             )
         V = len(table)
         self.vocab, self.dim, self.num_heads = encoder.vocab, C, H
         self.max_seq_length, self.normalize = encoder.max_seq_length, normalize
-        logits = table[:, C:].astype(np.float64)
-        logits = np.maximum(logits - logits.max(0), -MAX_LOGIT_RANGE)  # (V, H), largest 0
-        weights = np.exp(logits)
-        weighted = table[:, :C].reshape(V, H, C // H) * weights[..., None]
-        self.table = np.concatenate([weighted.reshape(V, C), weights], 1).astype(np.float32)  # (V, C + H)
-        self.table[0] = 0.0  # [PAD]: padding adds nothing to either sum
+        self.contextual = bool(context_layers)
+        if self.contextual:  # the rows as they are, the context block's output projection and the pooling queries
+            block = pooling.context[0]
+            self.raw, self.context_heads = table.astype(np.float32), block.heads
+            self.w_out = np.ascontiguousarray(block.out.weight.detach().cpu().numpy().T)  # (context_dim, C)
+            self.b_out = block.out.bias.detach().cpu().numpy()
+            self.w_attn = np.ascontiguousarray(pooling.attn.weight.detach().cpu().numpy().T)  # (C, H)
+        else:
+            logits = table[:, C:].astype(np.float64)
+            logits = np.maximum(logits - logits.max(0), -MAX_LOGIT_RANGE)  # (V, H), largest 0
+            weights = np.exp(logits)
+            weighted = table[:, :C].reshape(V, H, C // H) * weights[..., None]
+            self.table = np.concatenate([weighted.reshape(V, C), weights], 1).astype(np.float32)  # (V, C + H)
+            self.table[0] = 0.0  # [PAD]: padding adds nothing to either sum
         # rho = LayerNorm -> Linear -> GELU -> Linear; the LayerNorm's affine part is folded into the first Linear
         rho = {k: v.detach().cpu().double().numpy() for k, v in pooling.rho.state_dict().items()}
         w1 = rho["1.weight"].T  # (C, hidden)
@@ -105,16 +123,11 @@ class NumpyStudent:
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         tokenize, T = self.vocab.tokenize, self.max_seq_length
         rows = [tokenize(t, max_entries=T) for t in texts]
-        B, C, H = len(texts), self.dim, self.num_heads
+        B, C = len(texts), self.dim
         ids = np.zeros((B, max(1, max(map(len, rows)))), dtype=np.int64)  # (B, T), 0 = [PAD]
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
-        sums = self.table[ids].sum(1)  # (B, C + H): sum of w * phi per head, then sum of w per head
-        den = sums[:, C:]  # (B, H); every entry weighs >= exp(-80) > 0 in every head, [PAD] 0
-        empty = den[:, 0] == 0
-        if empty.any():
-            den = np.where(empty[:, None], 1.0, den)  # an empty text pools to 0 / 1 = 0
-        pooled = (sums[:, :C].reshape(B, H, C // H) / den[..., None]).reshape(B, C)
+        pooled, empty = self._pool_contextual(ids) if self.contextual else self._pool(ids)
         x = pooled - pooled.sum(1, keepdims=True) * (1.0 / C)  # LayerNorm (eps 1e-5; affine folded into w1)
         x *= 1.0 / np.sqrt((x * x).sum(1, keepdims=True) * (1.0 / C) + 1e-5)
         y = gelu(x @ self.w1 + self.b1) @ self.w2 + self.b2
@@ -126,6 +139,30 @@ class NumpyStudent:
             y *= 1.0 / np.maximum(np.sqrt((y * y).sum(1, keepdims=True)), 1e-12)
         return y
 
+    def _pool(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The DeepSets student's pooled vectors (B, C) of padded ids (B, T), and which texts are empty."""
+        B, C, H = len(ids), self.dim, self.num_heads
+        sums = self.table[ids].sum(1)  # (B, C + H): sum of w * phi per head, then sum of w per head
+        den = sums[:, C:]  # (B, H); every entry weighs >= exp(-80) > 0 in every head, [PAD] 0
+        empty = den[:, 0] == 0
+        if empty.any():
+            den = np.where(empty[:, None], 1.0, den)  # an empty text pools to 0 / 1 = 0
+        return (sums[:, :C].reshape(B, H, C // H) / den[..., None]).reshape(B, C), empty
+
+    def _pool_contextual(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The contextual student's pooled vectors: the folded rows ``[phi(x) | logits | q k v]``, the context
+        block's attention over the set and output projection, the corrected logits, a masked softmax per head."""
+        (B, T), C, H, h = ids.shape, self.dim, self.num_heads, self.context_heads
+        rows, mask = self.raw[ids], ids != 0  # (B, T, C + H + 3d), (B, T)
+        v, logits = rows[..., :C], rows[..., C : C + H]
+        q, k, val = rows[..., C + H :].reshape(B, T, 3, h, -1).transpose(2, 0, 3, 1, 4)  # (B, h, T, d/h) each
+        scores = q @ k.transpose(0, 1, 3, 2) * np.float32(q.shape[-1] ** -0.5)  # (B, h, T, T)
+        delta = _masked_softmax(scores, mask[:, None, None, :], -1) @ val  # (B, h, T, d/h)
+        delta = delta.transpose(0, 2, 1, 3).reshape(B, T, -1) @ self.w_out + self.b_out  # (B, T, C)
+        w = _masked_softmax(logits + delta @ self.w_attn, mask[..., None], 1)  # (B, T, H), over the set
+        pooled = (w[..., None] * (v + delta).reshape(B, T, H, C // H)).sum(1).reshape(B, C)
+        return pooled, ~mask.any(1)
+
 
 def _ends_in_normalize(after_pooling: list[str]) -> bool:
     """Whether the modules after DeepSetsPooling are ``[Normalize]`` (True) or none (False); anything else would be
@@ -135,6 +172,15 @@ def _ends_in_normalize(after_pooling: list[str]) -> bool:
             f"NumpyStudent runs encoder -> pooling (-> Normalize), not the modules {after_pooling} after them."
         )
     return bool(after_pooling)
+
+
+def _masked_softmax(x: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax over ``axis`` of the entries where ``mask`` (broadcast) holds; 0 elsewhere and on all-masked rows."""
+    x = np.where(mask, x, -np.inf)
+    top = x.max(axis, keepdims=True)
+    e = np.exp(x - np.where(np.isfinite(top), top, 0.0))  # exp(-inf) = 0 under the mask
+    total = e.sum(axis, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)
 
 
 def gelu(h: np.ndarray) -> np.ndarray:

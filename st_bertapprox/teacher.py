@@ -117,6 +117,18 @@ def _index(folder: Path) -> dict[tuple[int, int], tuple[Path, int]]:
     return index
 
 
+def store_cached(teacher: SentenceTransformer, texts: list[str], embeddings: np.ndarray) -> None:
+    """Add the teacher's sentence embeddings of ``texts``, computed elsewhere (e.g. in the same pass as its token
+    vectors, :func:`st_bertapprox.entry_targets.entry_targets`), to its cache as one chunk."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.shape[0] != len(texts) or not np.isfinite(embeddings).all():
+        raise ValueError("store_cached needs one finite embedding per text.")
+    folder = cache_dir() / model_fingerprint(teacher)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {"embeddings": torch.from_numpy(embeddings), "hashes": torch.from_numpy(text_hashes(texts))}
+    save_tensors(tensors, folder / f"{uuid.uuid4().hex}.safetensors")
+
+
 def encode_cached(
     teacher: SentenceTransformer,
     texts: list[str],

@@ -72,6 +72,11 @@ def test_tokenizer_invariants(vocab, text, T):
         assert len(set(ids)) == len(ids)
     for word in normalize(text).split():
         assert vocab.word_pieces(word) == reference_pieces(vocab, word)
+    # the spans of the entry-level targets: same entries, and every span inside the text
+    for limit in (None, T):
+        span_ids, spans = vocab.entry_spans(text, limit)
+        assert span_ids == (ids if limit is None else ids[:limit]) and len(spans) == len(span_ids)
+        assert all(0 <= a < b <= len(text) for entry in spans for a, b in entry)
 
 
 def random_student(vocab: NGramVocab, seed: int, heads: int, max_seq_length: int) -> SentenceTransformer:

@@ -201,6 +201,29 @@ def test_cli_distill_fitted_to_a_beir_folder(small_run, env, tmp_path):
     assert emb.shape == (1, 384) and np.isfinite(emb).all()
 
 
+def test_cli_distill_contextual_student_with_entry_targets(small_run, env, tmp_path):
+    """Issue #16 item 2 through the CLI: a contextual student (entries attend to each other) distilled with
+    entry-level targets on the small run's vocabulary and corpus; saved unfolded, folded and run in numpy (equal)."""
+    out = tmp_path / "run"
+    args = ["--small", "--vocab", str(small_run[0] / "vocab"), "--num-sentences", "600", "--heldout", "100"]
+    args += ["--context-layers", "1", "--context-dim", "64", "--entry-loss-weight", "1"]
+    cli("distill", "--output", str(out), *args, env=env)
+    results = json.loads((out / "results.json").read_text())
+    assert results["student"]["context_layers"] == 1 and results["config"]["entry_loss_weight"] == 1
+    assert 0.3 < results["metrics"]["heldout_cosine"] < 1, results["metrics"]
+    assert "entry-level targets" in (out / "student" / "README.md").read_text()
+    from st_bertapprox.loading import load_model
+
+    texts = ["A man is playing a guitar.", "Aspirin lowers the risk of heart attack.", ""]
+    unfolded, folded = load_model(str(out / "student")), load_model(str(out / "student-folded"))
+    assert unfolded[1].context_layers == folded[1].context_layers == 1
+    ref = unfolded.encode(texts)
+    assert np.abs(folded.encode(texts) - ref).max() <= 1e-5
+    from st_bertapprox.numpy_student import NumpyStudent
+
+    assert np.abs(NumpyStudent.from_pretrained(str(out / "student-folded")).encode(texts) - ref).max() <= 1e-5
+
+
 def test_cli_build_vocab_small(env, tmp_path):
     proc = cli("build-vocab", "--small", "--max-unigrams", "500", "--output", str(tmp_path / "v"), env=env)
     n = int(re.search(r"vocabulary of (\d+) entries saved", proc.stdout)[1])
@@ -336,3 +359,40 @@ def test_trust_remote_code_opt_in_runs_it(rigged):
     folder, marker = rigged
     model = load_model(str(folder), trust_remote_code=True)
     assert marker.read_text() == "ran" and model.encode(["a"]).shape == (1, 384)
+
+
+def test_bench_frontier_small(small_run, env, tmp_path):
+    """bench/frontier.py --small: every row and column, the plot, and it prints the JSON it writes. The model2vec
+    distill is a stand-in (the teacher's word embeddings as a StaticModel: instant) and tokenlearn is off: the real
+    ones take minutes, and bench/student.py's test runs them."""
+    from model2vec import StaticModel
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+    from st_bertapprox.data import teacher_path
+
+    out, peers = small_run[0], tmp_path / "peers"
+    words = SentenceTransformer(teacher_path(), device="cpu")[0].auto_model.embeddings.word_embeddings.weight
+    tokenizer = Tokenizer.from_file(str(Path(teacher_path()) / "tokenizer.json"))
+    StaticModel(words.detach().numpy(), tokenizer, normalize=True).save_pretrained(str(peers / "model2vec"))
+    args = ["--small", "--model", f"student={out}", "--fitted", f"fitted={out}", "--no-tokenlearn"]
+    proc = bench("frontier.py", *args, "--out", str(peers), "--results", str(tmp_path), env=env)
+    results = json.loads((tmp_path / "frontier.json").read_text())
+    assert json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, re.M).start() :]) == results
+    md = (tmp_path / "frontier.md").read_text()
+    assert md.splitlines()[0].startswith("`python bench/frontier.py --small") and "Wall time of the whole run" in md
+    assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = results["rows"]
+    assert list(rows) == ["teacher: all-MiniLM-L6-v2", "model2vec distill (same teacher)", "student", "fitted"]
+    for name, row in rows.items():
+        assert f"| {name} |" in md and f"| {name} |" in proc.stdout
+        keys = ["stsb", "top10", "ndcg", "agnews", "bbc", "quality", "sps32", "sps1", "params", "size_mb"]
+        keys += ["cosine"] * (name != "model2vec distill (same teacher)")
+        keys += ["ndcg_teacher_docs"] * (name in ("student", "fitted"))
+        keys += ["fast_sps32", "fast_sps1"] * (name != "teacher: all-MiniLM-L6-v2")
+        assert all(math.isfinite(row[k]) for k in keys), (name, row)
+        assert 0 <= row["agnews"] <= 1 and 0 <= row["bbc"] <= 1
+    teacher = rows["teacher: all-MiniLM-L6-v2"]
+    assert teacher["quality"] == 1 and teacher["fast_sps32"] is None and teacher["ndcg_teacher_docs"] is None
+    assert teacher["agnews"] > 0.2 and teacher["bbc"] > 0.2  # topics the teacher separates, even on a small sample
+    assert rows["fitted"]["ndcg"] == pytest.approx(rows["student"]["ndcg"], abs=1e-6)  # the same run, twice

@@ -24,9 +24,10 @@ from st_bertapprox.numpy_student import NumpyStudent
 from st_bertapprox.vocab_builder import embed_vocab, mine_vocab
 
 
-def random_pooling(pooling="attention", heads=4, seed=0) -> DeepSetsPooling:
+def random_pooling(pooling="attention", heads=4, seed=0, context_layers=0) -> DeepSetsPooling:
     torch.manual_seed(seed)
-    pool = DeepSetsPooling(16, phi_hidden_dim=32, num_heads=heads, rho_hidden_dim=24, pooling=pooling).eval()
+    kw = dict(context_layers=context_layers, context_dim=8, context_heads=2)
+    pool = DeepSetsPooling(16, phi_hidden_dim=32, num_heads=heads, rho_hidden_dim=24, pooling=pooling, **kw).eval()
     for p in pool.parameters():  # not the zero-initialised residual branches: every part must be exercised
         torch.nn.init.normal_(p, std=0.3)
     return pool
@@ -40,9 +41,10 @@ TABLE = torch.randn(12, 16, generator=torch.Generator().manual_seed(1))
 IDS = torch.tensor([[3, 5, 7, 0, 0], [2, 2, 9, 11, 4], [6, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("context_layers", [0, 2])
 @pytest.mark.parametrize("pooling, heads", [("attention", 4), ("attention", 1), ("mean", 1)])
-def test_permutation_and_padding_invariance(pooling, heads):
-    pool = random_pooling(pooling, heads)
+def test_permutation_and_padding_invariance(pooling, heads, context_layers):
+    pool = random_pooling(pooling, heads, context_layers=context_layers)
     out = pool(features(IDS, TABLE))["sentence_embedding"]
     perm = IDS[:, torch.tensor([4, 2, 0, 3, 1])]  # shuffle entries (and pads) within every row
     assert torch.allclose(out, pool(features(perm, TABLE))["sentence_embedding"], atol=1e-6)
@@ -52,8 +54,9 @@ def test_permutation_and_padding_invariance(pooling, heads):
     assert torch.allclose(out, pool(f)["sentence_embedding"], atol=1e-6)
 
 
-def test_empty_set_is_zero_and_gradients_stay_finite():
-    pool = random_pooling().train()
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_empty_set_is_zero_and_gradients_stay_finite(context_layers):
+    pool = random_pooling(context_layers=context_layers).train()
     f = features(IDS, TABLE.clone().requires_grad_())
     out = pool(f)["sentence_embedding"]
     assert torch.equal(out[3], torch.zeros(16))  # the all-padding row
@@ -61,28 +64,33 @@ def test_empty_set_is_zero_and_gradients_stay_finite():
     assert all(torch.isfinite(p.grad).all() for p in pool.parameters() if p.grad is not None)
 
 
-def tiny_student() -> SentenceTransformer:
+def tiny_student(context_layers=0) -> SentenceTransformer:
     vocab = NGramVocab(["new", "york", "new york", "city", "is", "big"], ["new _ city"], ["c", "##a", "!"])
     torch.manual_seed(0)
     encoder = VocabSetEncoder(vocab, torch.randn(len(vocab), 16))
-    return SentenceTransformer(modules=[encoder, random_pooling(), Normalize()], device="cpu")
+    pooling = random_pooling(context_layers=context_layers)
+    return SentenceTransformer(modules=[encoder, pooling, Normalize()], device="cpu")
 
 
 TEXTS = ["New York city is big", "ca", "big big city!", "", "!!"]
 
 
-def test_folded_equals_unfolded():
-    student = tiny_student()
+@pytest.mark.parametrize("context_layers", [0, 2])
+def test_folded_equals_unfolded(context_layers):
+    student = tiny_student(context_layers)
     folded = fold_student(student)
-    assert folded[0].get_embedding_dimension() == 16 and folded[0].embeddings.embedding_dim == 16 + 4
-    assert not hasattr(folded[1], "phi") and not hasattr(folded[1], "attn")
+    extra = 3 * 8 if context_layers else 0  # the first context block's q, k, v (context_dim 8)
+    assert folded[0].get_embedding_dimension() == 16 and folded[0].embeddings.embedding_dim == 16 + 4 + extra
+    assert not hasattr(folded[1], "phi")
+    assert hasattr(folded[1], "attn") == hasattr(folded[1], "context") == bool(context_layers)
     assert np.abs(folded.encode(TEXTS) - student.encode(TEXTS)).max() <= 1e-5
     half = fold_student(student, storage_dtype="float16")
     assert np.abs(half.encode(TEXTS) - student.encode(TEXTS)).max() <= 5e-3
 
 
-def test_numpy_student_equals_folded(tmp_path):
-    folded = fold_student(tiny_student())
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_numpy_student_equals_folded(tmp_path, context_layers):
+    folded = fold_student(tiny_student(context_layers))
     save_with_code(folded, str(tmp_path / "folded"))
     fast = NumpyStudent.from_pretrained(str(tmp_path / "folded"))
     ref = folded.encode(TEXTS)
@@ -94,6 +102,8 @@ def test_numpy_student_equals_folded(tmp_path):
         NumpyStudent.from_pretrained(str(tmp_path / "unfolded"))
     with pytest.raises(FileNotFoundError, match="no modules.json"):
         NumpyStudent.from_pretrained(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="contextual students of one context block; this one has 2"):
+        NumpyStudent.from_model(fold_student(tiny_student(context_layers=2)))
 
 
 # Prologue of code run in a fresh interpreter where importing st_bertapprox fails, as on a machine without it.
@@ -116,9 +126,11 @@ print(json.dumps({"module": type(model[0]).__module__, "emb": model.encode(json.
 )
 
 
+@pytest.mark.parametrize("context_layers", [0, 1])
 @pytest.mark.parametrize("folded", [False, True])
-def test_save_load_round_trip_with_and_without_the_package(tmp_path, folded):
-    student = fold_student(tiny_student()) if folded else tiny_student()
+def test_save_load_round_trip_with_and_without_the_package(tmp_path, folded, context_layers):
+    student = tiny_student(context_layers)
+    student = fold_student(student) if folded else student
     ref = student.encode(TEXTS)
     save_with_code(student, str(tmp_path))
     again = SentenceTransformer(str(tmp_path), trust_remote_code=True, device="cpu")

@@ -1,13 +1,15 @@
-"""Evaluation: STS-B, agreement with the teacher, retrieval (Faiss), MTEB."""
+"""Evaluation: STS-B, agreement with the teacher, retrieval (Faiss), topic clustering (V-measure), MTEB."""
 
 from __future__ import annotations
 
 from .agreement import TeacherAgreementEvaluator, mean_cosine, neighbour_overlap
+from .clustering import clustering_v_measure
 from .retrieval import ndcg_at_k, retrieval_ndcg
 from .sts import evaluate_stsb, stsb_evaluator
 
 __all__ = [
     "TeacherAgreementEvaluator",
+    "clustering_v_measure",
     "evaluate_stsb",
     "mean_cosine",
     "ndcg_at_k",

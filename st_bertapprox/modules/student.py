@@ -7,6 +7,13 @@ set (all padding) gives a zero vector, never NaN.
 
 Folding: phi and the attention logits see one entry at a time, so ``fold_student`` precomputes them for every
 vocabulary entry; the folded model's online cost is a table lookup, a softmax-weighted sum and rho.
+
+The contextual student (``context_layers > 0``) lets the entries of a text attend to each other between phi and the
+pooling: narrow pre-norm self-attention blocks over the set, without positions (entries carry local order in their
+n-grams), so the output stays permutation-invariant. phi still sees one entry at a time and folds away, and so do the
+first block's queries, keys and values (a LayerNorm and a projection of one entry); since the pooling logits are
+linear in the entry vector, the folded logits plus ``W_attn`` times the blocks' change are exactly the logits of the
+contextual vectors. Online, a folded contextual student adds one narrow attention and its output projection per entry.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from sentence_transformers.sentence_transformer.modules import InputModule, Module
 from torch import Tensor, nn
 
@@ -49,7 +57,9 @@ class VocabSetEncoder(InputModule):
         vocab: An :class:`NGramVocab` or a path to ``vocab.json``.
         embeddings: ``(V, C)`` table aligned with the vocabulary's entry ids.
         max_seq_length: At most this many entries per text are kept (the first ones).
-        folded_heads: Number of attention-logit columns at the end of each row (0 for raw teacher embeddings).
+        folded_heads: Number of attention-logit columns after ``phi(x)`` in each row (0 for raw teacher embeddings).
+        folded_context: Number of columns after those: a folded contextual student's first-block queries, keys and
+            values (``3 * context_dim``; 0 otherwise).
         storage_dtype: ``"float16"`` (half the size on disk) or ``"float32"``. The table is rounded to this precision
             on construction, so a saved and reloaded model is bit-identical to the one in memory.
         adapter_rank: If > 0, a trainable low-rank correction ``U[e] @ V`` (``U``: (V, r), zero-initialised;
@@ -62,7 +72,14 @@ class VocabSetEncoder(InputModule):
         student = SentenceTransformer(modules=[encoder, pooling, Normalize()])
     """
 
-    config_keys: list[str] = ["max_seq_length", "folded_heads", "storage_dtype", "adapter_rank", "vocab_fingerprint"]
+    config_keys: list[str] = [
+        "max_seq_length",
+        "folded_heads",
+        "folded_context",
+        "storage_dtype",
+        "adapter_rank",
+        "vocab_fingerprint",
+    ]
     config_file_name: str = "vocab_set_encoder_config.json"
     vocab_file_name: str = "vocab.json"
 
@@ -75,6 +92,7 @@ class VocabSetEncoder(InputModule):
         storage_dtype: str = "float16",
         adapter_rank: int = 0,
         adapters: dict[str, Tensor] | None = None,
+        folded_context: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -82,7 +100,11 @@ class VocabSetEncoder(InputModule):
         if storage_dtype not in ("float16", "float32"):
             raise ValueError(f"storage_dtype must be 'float16' or 'float32', got {storage_dtype!r}")
         check_max_seq_length(max_seq_length, "VocabSetEncoder")
-        for name, value in (("folded_heads", folded_heads), ("adapter_rank", adapter_rank)):
+        for name, value in (
+            ("folded_heads", folded_heads),
+            ("adapter_rank", adapter_rank),
+            ("folded_context", folded_context),
+        ):
             if type(value) is not int or value < 0:
                 raise ValueError(f"VocabSetEncoder: {name} must be an integer >= 0, got {value!r}.")
         self.vocab = vocab if isinstance(vocab, NGramVocab) else NGramVocab.load(vocab)
@@ -91,16 +113,19 @@ class VocabSetEncoder(InputModule):
                 f"The embedding table has shape {tuple(embeddings.shape)} but the vocabulary has {len(self.vocab)} "
                 "entries: table and vocabulary do not belong together (rebuild with `st-bertapprox build-vocab`)."
             )
-        width = embeddings.size(1)
+        width = embeddings.size(1) - folded_context
+        if folded_context and not folded_heads:
+            raise ValueError(f"folded_context={folded_context} needs folded_heads > 0 (a folded table).")
         if folded_heads and (width <= folded_heads or (width - folded_heads) % folded_heads):
             raise ValueError(
-                f"A folded table has C + H columns ([phi(x) | H logits], C divisible by H), but this one has {width} "
-                f"with folded_heads={folded_heads}: the table and the config come from different saves."
+                f"A folded table has C + H (+ context) columns ([phi(x) | H logits | q k v], C divisible by H), but "
+                f"this one has {embeddings.size(1)} with folded_heads={folded_heads} and folded_context="
+                f"{folded_context}: the table and the config come from different saves."
             )
         stored = embeddings.detach().to(getattr(torch, storage_dtype))
         self.embeddings = nn.Embedding.from_pretrained(stored.float(), freeze=True)  # lookups run in fp32
         self.max_seq_length = max_seq_length
-        self.folded_heads = folded_heads
+        self.folded_heads, self.folded_context = folded_heads, folded_context
         self.storage_dtype = storage_dtype
         self.adapter_rank = adapter_rank
         if adapters and not adapter_rank:
@@ -154,7 +179,7 @@ class VocabSetEncoder(InputModule):
         return self.embeddings.weight
 
     def get_embedding_dimension(self) -> int:
-        return self.embeddings.embedding_dim - self.folded_heads
+        return self.embeddings.embedding_dim - self.folded_heads - self.folded_context
 
     @property
     def tokenizer(self) -> NGramVocab:
@@ -202,6 +227,35 @@ class VocabSetEncoder(InputModule):
         return cls(vocab, table.pop("embeddings"), **config, adapters=table or None)
 
 
+class SetBlock(nn.Module):
+    """A narrow pre-norm self-attention block over a set of entries: ``v + out(attention(qkv(norm(v))))``, masked,
+    multi-head, of width ``dim``, without positions; ``out`` starts at zero, so the block starts as the identity.
+    No MLP: ``qkv(norm(v))`` of the first block is a function of one entry and folds into the table."""
+
+    def __init__(self, width: int, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * dim)
+        self.out = nn.Linear(dim, width)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def entry_qkv(self, v: Tensor) -> Tensor:
+        """Queries, keys and values ``(..., 3 * dim)`` of entries, each from its own vector (what folding stores)."""
+        return self.qkv(self.norm(v))
+
+    def forward(self, v: Tensor, mask: Tensor, qkv: Tensor | None = None) -> Tensor:
+        B, T, _ = v.size()
+        qkv = self.entry_qkv(v) if qkv is None else qkv
+        q, k, val = qkv.view(B, T, 3, self.heads, -1).transpose(1, 3).unbind(2)  # (B, heads, T, dim / heads)
+        # an additive mask (finfo.min, not -inf) keeps an all-padding set finite; padded rows are never pooled
+        bias = (~mask).to(v.dtype)[:, None, None, :] * torch.finfo(v.dtype).min  # (B, 1, 1, T)
+        drop = self.dropout if self.training else 0.0
+        h = F.scaled_dot_product_attention(q, k, val, attn_mask=bias, dropout_p=drop)  # (B, heads, T, dim / heads)
+        return v + self.out(h.transpose(1, 2).reshape(B, T, -1))
+
+
 class DeepSetsPooling(ConfigAndWeights, Module):
     """phi per entry -> masked multi-head attention pooling -> rho, into ``sentence_embedding``.
 
@@ -218,6 +272,12 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         pooling: ``"attention"`` or ``"mean"`` (masked mean of phi(x); for ablations).
         dropout: Dropout inside phi and rho (training only).
         folded: Expect ``token_embeddings`` that already hold ``[phi(x) | logits]`` (see :func:`fold_student`).
+        context_layers: :class:`SetBlock` layers between phi and the pooling (0: the entries never see each other).
+        context_dim: Width of the blocks' attention.
+        context_heads: Attention heads of the blocks (``context_dim`` must be divisible by it).
+
+    ``forward`` also writes ``entry_embeddings`` (B, T, C): every entry's vector as pooled (after the context
+    blocks), what entry-level distillation (:class:`st_bertapprox.distill.EntryDistillLoss`) trains.
     """
 
     config_keys: list[str] = [
@@ -229,6 +289,9 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         "pooling",
         "dropout",
         "folded",
+        "context_layers",
+        "context_dim",
+        "context_heads",
     ]
     config_file_name: str = "deepsets_config.json"
 
@@ -242,10 +305,22 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         pooling: str = "attention",
         dropout: float = 0.1,
         folded: bool = False,
+        context_layers: int = 0,
+        context_dim: int = 128,
+        context_heads: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         warn_unknown_kwargs("DeepSetsPooling", kwargs)
+        for name, value, minimum in (
+            ("context_layers", context_layers, 0),
+            ("context_dim", context_dim, 1),
+            ("context_heads", context_heads, 1),
+        ):
+            if type(value) is not int or value < minimum:
+                raise ValueError(f"DeepSetsPooling: {name} must be an integer >= {minimum}, got {value!r}.")
+        if context_layers and context_dim % context_heads:
+            raise ValueError(f"context_dim ({context_dim}) must be divisible by context_heads ({context_heads})")
         if pooling not in ("attention", "mean"):
             raise ValueError(f"pooling must be 'attention' or 'mean', got {pooling!r}")
         num_heads = num_heads if pooling == "attention" else 1
@@ -256,14 +331,18 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         self.embedding_dimension, self.phi_hidden_dim, self.num_heads = embedding_dimension, phi_hidden_dim, num_heads
         self.rho_hidden_dim, self.output_dim = rho_hidden_dim, output_dim or embedding_dimension
         self.pooling, self.dropout, self.folded = pooling, dropout, folded
+        self.context_layers, self.context_dim, self.context_heads = context_layers, context_dim, context_heads
         C = embedding_dimension
-        if not folded:
-            if phi_hidden_dim:
-                self.phi = nn.Sequential(
-                    nn.Linear(C, phi_hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(phi_hidden_dim, C)
-                )
-            if pooling == "attention":
-                self.attn = nn.Linear(C, num_heads)  # rows are the learned queries q_h
+        if not folded and phi_hidden_dim:
+            self.phi = nn.Sequential(
+                nn.Linear(C, phi_hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(phi_hidden_dim, C)
+            )
+        if pooling == "attention" and (not folded or context_layers):  # folded: for the context's logit change
+            self.attn = nn.Linear(C, num_heads)  # rows are the learned queries q_h
+        if context_layers:
+            self.context = nn.ModuleList(
+                SetBlock(C, context_dim, context_heads, dropout) for _ in range(context_layers)
+            )
         self.rho = nn.Sequential(
             nn.LayerNorm(C),
             nn.Linear(C, rho_hidden_dim),
@@ -285,8 +364,10 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         return v, logits
 
     def input_width(self) -> int:
-        """Width of the ``token_embeddings`` this module takes: C, or C + H when folded."""
-        return self.embedding_dimension + (self.num_heads if self.folded else 0)
+        """Width of the ``token_embeddings`` this module takes: C, or C + H (+ 3 context_dim) when folded."""
+        if not self.folded:
+            return self.embedding_dimension
+        return self.embedding_dimension + self.num_heads + (3 * self.context_dim if self.context_layers else 0)
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
         x, mask = features["token_embeddings"], features["attention_mask"].bool()  # (B, T, C'), (B, T)
@@ -294,8 +375,10 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         C, H = self.embedding_dimension, self.num_heads
         if width != self.input_width():  # else a reshape error deep inside, for a mixed-up encoder
             raise ValueError(_mismatch_message(self, width))
+        qkv = None
         if self.folded:
-            v, logits = x[..., :C], x[..., C:]  # (B, T, C), (B, T, H)
+            v, logits = x[..., :C], x[..., C : C + H]  # (B, T, C), (B, T, H)
+            qkv = x[..., C + H :] if self.context_layers else None  # (B, T, 3 * context_dim): the first block's
         elif "input_ids" in features:
             # phi sees one entry at a time, so run it once per distinct entry of the batch (stop words repeat a lot)
             ids = features["input_ids"].flatten()  # (B*T,)
@@ -307,6 +390,13 @@ class DeepSetsPooling(ConfigAndWeights, Module):
             v, logits = v_u[inverse].view(B, T, C), logits_u[inverse].view(B, T, -1)
         else:
             v, logits = self.entry_features(x)
+        if self.context_layers:
+            v0 = v
+            for i, block in enumerate(self.context):
+                v = block(v, mask, qkv if i == 0 else None)
+            if self.pooling == "attention":  # logits are linear in v: add the change the context made
+                logits = logits + (v - v0) @ self.attn.weight.T
+        features["entry_embeddings"] = v
         # finfo.min instead of -inf keeps an all-padding row finite; multiplying by the mask then zeroes it
         logits = logits.masked_fill(~mask[..., None], torch.finfo(logits.dtype).min)
         w = torch.softmax(logits, dim=1) * mask[..., None]  # (B, T, H), sums to 1 over the set
@@ -368,7 +458,7 @@ def _mismatch_message(
     pooling: DeepSetsPooling, width: int | None, folded_heads: int | None = None, where: str | None = None
 ) -> str:
     C, H = pooling.embedding_dimension, pooling.num_heads
-    kind = f"a folded DeepSetsPooling (C={C}, H={H}) takes [phi(x) | logits] rows of width {C + H}"
+    kind = f"a folded DeepSetsPooling (C={C}, H={H}) takes [phi(x) | logits] rows of width {pooling.input_width()}"
     if not pooling.folded:
         kind = f"an unfolded DeepSetsPooling (C={C}) takes entry embeddings of width {C}"
     enc = f"the encoder's rows have width {width}"
@@ -398,16 +488,22 @@ def fold_student(model: Any, storage_dtype: str = "float32", chunk_size: int = 1
         )
     pooling = copy.deepcopy(pooling).eval()
     table = encoder.table()
-    rows = [torch.cat(pooling.entry_features(table[i : i + chunk_size]), -1) for i in range(0, len(table), chunk_size)]
+
+    def fold(x: Tensor) -> Tensor:  # [phi(x) | logits (| the first context block's q k v)]
+        v, logits = pooling.entry_features(x)
+        return torch.cat([v, logits] + ([pooling.context[0].entry_qkv(v)] if pooling.context_layers else []), -1)
+
     folded_encoder = type(encoder)(
         encoder.vocab,
-        torch.cat(rows),
+        torch.cat([fold(table[i : i + chunk_size]) for i in range(0, len(table), chunk_size)]),
         encoder.max_seq_length,
         folded_heads=pooling.num_heads,
+        folded_context=3 * pooling.context_dim if pooling.context_layers else 0,
         storage_dtype=storage_dtype,
     )
     folded_pooling = type(pooling)(**{**pooling.get_config_dict(), "folded": True})
-    folded_pooling.rho.load_state_dict(pooling.rho.state_dict())
+    state = pooling.state_dict()  # rho, and the context blocks + attention queries of a contextual student
+    folded_pooling.load_state_dict({k: state[k] for k in folded_pooling.state_dict()})
     return SentenceTransformer(
         modules=[folded_encoder, folded_pooling, *copy.deepcopy(rest)], device=str(model.device)
     )

@@ -54,6 +54,18 @@ def split_words(text: str) -> list[str]:
     return WORD_RE.findall(text) or NONSPACE_RE.findall(text)
 
 
+def _original_offsets(text: str, norm: str) -> list[int] | None:
+    """``offsets[k]``: the position in ``text`` of normalised character ``k`` (``offsets[len(norm)] == len(text)``),
+    or None when ``normalize`` does not act character by character on this text."""
+    if text.isascii():
+        return list(range(len(text) + 1))
+    parts = [normalize(c) for c in text]
+    if "".join(parts) != norm:
+        return None
+    offsets = [k for k, part in enumerate(parts) for _ in part]
+    return offsets + [len(text)]
+
+
 def check_texts(texts: Any, owner: str) -> list[str]:
     """``texts`` as a list of strings, or a TypeError naming the first element that is not a string (and where)."""
     if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
@@ -192,13 +204,43 @@ class NGramVocab:
             max_entries: Stop once this many entries are known: the result is exactly ``tokenize(text)[:max_entries]``,
                 at a cost bounded by ``max_entries`` (plus the linear normalisation and word split).
         """
+        return self._tokenize(split_words(text), max_entries, None)
+
+    def entry_spans(self, text: str, max_entries: int | None = None) -> tuple[list[int], list[list[tuple[int, int]]]]:
+        """``tokenize(text, max_entries)`` and, for each entry, the character spans of ``text`` it covers.
+
+        An n-gram covers its words (one span), a skip-gram its two end words (two spans), a word piece its characters
+        of the word. A repeated entry of a ``unique`` vocabulary covers the spans of all its occurrences. Spans are
+        ``(start, end)`` offsets into the original ``text`` (normalisation is mapped back); when normalisation changed
+        the text in a way that cannot be mapped character by character, every entry gets an empty span list.
+        Used to teach every entry the teacher's token vectors over the word pieces it covers.
+        """
+        norm = normalize(text)
+        matches = list(WORD_RE.finditer(norm)) or list(NONSPACE_RE.finditer(norm))
+        bounds = [(m.start(), m.end()) for m in matches]
+        spans: list[list[tuple[int, int]]] = []
+        ids = self._tokenize([m.group() for m in matches], max_entries, (bounds, spans))
+        to_original = _original_offsets(text, norm)
+        if to_original is None:
+            return ids, [[] for _ in ids]
+        return ids, [[(to_original[a], to_original[b]) for a, b in entry] for entry in spans]
+
+    def _tokenize(
+        self, words: list[str], max_entries: int | None, track: tuple[list[tuple[int, int]], list] | None
+    ) -> list[int]:
+        """The tokenizer proper; with ``track = (word bounds, out)``, ``out`` gets each entry's spans (see
+        :meth:`entry_spans`), in the normalised text."""
         if max_entries is not None and max_entries < 0:
             raise ValueError(f"max_entries must be >= 0, got {max_entries}")
         limit = _NO_LIMIT if max_entries is None else max_entries
-        words = split_words(text)
         ids: list[int] = []
         seen: set[int] = set()
         counted = 0
+        if track is not None:
+            bounds, spans = track
+
+            def cover(first: int, last: int) -> None:  # one entry covering words first..last (inclusive)
+                spans.append([(bounds[first][0], bounds[last][1])])
 
         def enough() -> bool:  # only called once len(ids) >= limit: in unique mode, count distinct entries
             nonlocal counted
@@ -222,23 +264,48 @@ class NGramVocab:
                     if _END in node:
                         if self.overlapping and best is not None:
                             ids.append(best)
+                            if track is not None:
+                                cover(i, i + best_len - 1)
                         best, best_len = node[_END], j - i
             if best is None:
-                ids.extend(self.word_pieces(words[i], None if budget is None else budget - len(ids)))
+                pieces = self.word_pieces(words[i], None if budget is None else budget - len(ids))
+                ids.extend(pieces)
+                if track is not None:
+                    start = bounds[i][0]
+                    for piece in pieces:  # [UNK] covers one character, any other piece its body
+                        end = start + (1 if piece == 1 else len(self.entries[piece].removeprefix("##")))
+                        spans.append([(start, end)])
+                        start = end
                 i += 1
             else:
                 ids.append(best)
+                if track is not None:
+                    cover(i, i + best_len - 1)
                 i += 1 if self.overlapping else best_len
         if self.skips and not (len(ids) >= limit and enough()):
             skips = self.skips
-            for a, b in zip(words, words[2:]):
+            for k, (a, b) in enumerate(zip(words, words[2:])):
                 s = skips.get((a, b))
                 if s is not None:
                     ids.append(s)
+                    if track is not None:
+                        spans.append([bounds[k], bounds[k + 2]])
                     if len(ids) >= limit and enough():
                         break
-        out = list(dict.fromkeys(ids)) if self.unique else ids
-        return out if max_entries is None else out[:max_entries]
+        if self.unique:
+            out = list(dict.fromkeys(ids))
+            if track is not None:
+                merged: dict[int, list[tuple[int, int]]] = {}
+                for entry, entry_spans in zip(ids, spans):
+                    merged.setdefault(entry, []).extend(entry_spans)
+                spans[:] = [merged[entry] for entry in out]
+        else:
+            out = ids
+        if max_entries is not None:
+            out = out[:max_entries]
+            if track is not None:
+                del spans[max_entries:]
+        return out
 
     def word_pieces(self, word: str, max_pieces: int | None = None) -> list[int]:
         """WordPiece-style greedy longest-prefix split of one word into fallback piece ids (cached).
