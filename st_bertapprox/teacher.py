@@ -125,8 +125,18 @@ def store_cached(teacher: SentenceTransformer, texts: list[str], embeddings: np.
         raise ValueError("store_cached needs one finite embedding per text.")
     folder = cache_dir() / model_fingerprint(teacher)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {"embeddings": torch.from_numpy(embeddings), "hashes": torch.from_numpy(text_hashes(texts))}
-    save_tensors(tensors, folder / f"{uuid.uuid4().hex}.safetensors")
+    _write_chunk(folder, text_hashes(texts), embeddings)
+
+
+def _write_chunk(folder: Path, hashes: np.ndarray, embeddings: np.ndarray) -> Path:
+    """One cache chunk (texts' hashes + float32 embeddings), written atomically under a fresh name."""
+    path = folder / f"{uuid.uuid4().hex}.safetensors"
+    tensors = {
+        "embeddings": torch.from_numpy(np.asarray(embeddings, dtype=np.float32)),
+        "hashes": torch.from_numpy(hashes),
+    }
+    save_tensors(tensors, path)
+    return path
 
 
 def encode_cached(
@@ -175,12 +185,7 @@ def encode_cached(
                         f"The teacher gave non-finite (NaN/inf) embeddings for {name!r}: its weights are broken; "
                         "nothing was cached."
                     )
-                path = folder / f"{uuid.uuid4().hex}.safetensors"
-                tensors = {
-                    "embeddings": torch.from_numpy(np.asarray(emb, dtype=np.float32)),
-                    "hashes": torch.from_numpy(hashes[rows]),
-                }
-                save_tensors(tensors, path)
+                path = _write_chunk(folder, hashes[rows], emb)
                 index.update({keys[i]: (path, r) for r, i in enumerate(rows)})
         finally:
             if pool is not None:
