@@ -50,6 +50,12 @@ class NumpyStudent:
                 f"NumpyStudent runs contextual students of one context block; this one has {context_layers}: encode "
                 "it through SentenceTransformer."
             )
+        if context_layers and getattr(encoder, "folded_context", 0) != 3 * pooling.context_dim:
+            raise ValueError(
+                "This contextual student's table does not hold the context block's queries, keys and values "
+                f"(folded_context={getattr(encoder, 'folded_context', None)}, expected {3 * pooling.context_dim}): it "
+                "was folded by an older st-bertapprox; fold and save it again."
+            )
         table = encoder.embeddings.weight.detach().cpu().numpy()  # (V, C + H): phi(x), then H logits
         if not np.isfinite(table.sum(dtype=np.float64)):  # NaN/inf anywhere makes the sum non-finite (no overflow)
             bad = np.flatnonzero(~np.isfinite(table).all(1))

@@ -104,6 +104,10 @@ def test_numpy_student_equals_folded(tmp_path, context_layers):
         NumpyStudent.from_pretrained(str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="contextual students of one context block; this one has 2"):
         NumpyStudent.from_model(fold_student(tiny_student(context_layers=2)))
+    older = fold_student(tiny_student(context_layers=1))
+    older[0].folded_context = 0  # as a model folded by an older version, whose table has no q k v columns
+    with pytest.raises(ValueError, match="does not hold the context block's queries"):
+        NumpyStudent.from_model(older)
 
 
 # Prologue of code run in a fresh interpreter where importing st_bertapprox fails, as on a machine without it.
