@@ -5,8 +5,11 @@ pooling, overlapping instead of longest-match n-grams, no skip-grams, unigrams o
 corpus (larger ones with ``--large-corpus``: 100k sentences, and all ~298k Wikipedia sentences for 2 epochs
 instead of 5, about as many training steps as 100k for 5 epochs). Columns: STS-B dev Spearman, mean cosine and top-10
 neighbour overlap with the teacher on held-out Wikipedia sentences, vocabulary size, trainable parameters, time.
+``--contextual`` runs the contextual student's ablations instead: the DeepSets student, one context block, two,
+width 64 / 256, entry positions, entry-level targets at weight 0.25 (written to ``contextual_ablations.md``).
 
     python bench/student_ablations.py --vocab runs/student/vocab [--epochs 5] [--threads 2] [--large-corpus]
+    python bench/student_ablations.py --vocab runs/student/vocab --contextual --epochs 1
     python bench/student_ablations.py --vocab runs/small/vocab --small   # smoke run (CI): 2 variants, 1 epoch
 
 ``--vocab`` is the vocabulary folder written by ``st-bertapprox distill`` (or ``build-vocab``) on the default corpus.
@@ -75,6 +78,21 @@ def variants(encoder: VocabSetEncoder, recipe: DistillConfig, n: int, large_corp
     return out
 
 
+def contextual_variants(encoder: VocabSetEncoder, recipe: DistillConfig, n: int) -> dict[str, tuple]:
+    """The contextual student's ablations (``--contextual``): blocks, width, entry positions, entry-level targets,
+    against the DeepSets student, all on the same corpus and budget."""
+    ctx = replace(StudentConfig(), context_layers=1)
+    return {
+        "DeepSets (no context block)": (encoder, recipe, StudentConfig(), n),
+        "contextual: 1 block, width 128": (encoder, recipe, ctx, n),
+        "contextual: 2 blocks": (encoder, recipe, replace(ctx, context_layers=2), n),
+        "contextual: width 64": (encoder, recipe, replace(ctx, context_dim=64), n),
+        "contextual: width 256": (encoder, recipe, replace(ctx, context_dim=256), n),
+        "contextual + entry positions": (encoder, recipe, replace(ctx, context_positions=ctx.max_seq_length), n),
+        "contextual + entry targets x0.25": (encoder, replace(recipe, entry_loss_weight=0.25), ctx, n),
+    }
+
+
 def main() -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--vocab", required=True, help="a vocabulary folder (build-vocab / distill output)")
@@ -82,18 +100,27 @@ def main() -> None:
     parser.add_argument("--num-sentences", type=int, help="default: the corpus default (2,000 with --small)")
     parser.add_argument("--only", nargs="*", help="run only these variants (default with --small: 2 of them)")
     parser.add_argument("--large-corpus", action="store_true", help="add the 100k and all-298k corpus variants")
+    parser.add_argument(
+        "--contextual",
+        action="store_true",
+        help="the contextual student's ablations instead (contextual_ablations.md)",
+    )
     args = parser.parse_args()
     set_threads(args.threads)
     corpus = CorpusConfig.small() if args.small else CorpusConfig()
     recipe = DistillConfig.small() if args.small else DistillConfig()
     recipe = replace(recipe, epochs=args.epochs or recipe.epochs, eval_stsb=True)
     n = args.num_sentences or corpus.num_sentences
-    only = args.only or (["default", "no skip-grams"] if args.small else None)
+    small_only = list(contextual_variants(None, recipe, n))[:2] if args.contextual else ["default", "no skip-grams"]
+    only = args.only or (small_only if args.small else None)
     teacher = SentenceTransformer(teacher_path(), device="cpu")
     encoder = VocabSetEncoder.load(args.vocab)
-    rep = Report("student_ablations", args)
+    rep = Report("contextual_ablations" if args.contextual else "student_ablations", args)
     results = {}
-    for name, (enc, config, arch, size) in variants(encoder, recipe, n, args.large_corpus).items():
+    runs = (
+        contextual_variants(encoder, recipe, n) if args.contextual else variants(encoder, recipe, n, args.large_corpus)
+    )
+    for name, (enc, config, arch, size) in runs.items():
         if only and name not in only:
             continue
         _, train, heldout = load_corpus(replace(corpus, num_sentences=size))

@@ -1,4 +1,5 @@
-"""``st-bertapprox`` command line: build-vocab, distill, distill-tiny, finetune, push, mteb, defaults.
+"""``st-bertapprox`` command line: build-vocab, distill, distill-tiny, finetune, finetune-contrastive, analyze, push,
+mteb, defaults.
 
 The options of ``build-vocab``, ``distill``, ``distill-tiny`` and ``finetune`` are built from the config dataclasses in
 ``st_bertapprox.config`` (one option per field: its flag, type, help and default come from there), so a default is
@@ -14,6 +15,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 import types
 import typing
 from dataclasses import fields, replace
@@ -21,9 +23,11 @@ from typing import Any, Literal
 
 from .config import (
     DEFAULT_TEACHER,
+    ContrastiveConfig,
     CorpusConfig,
     DistillConfig,
     FinetuneConfig,
+    LabelledDataConfig,
     StudentConfig,
     TinyConfig,
     VocabConfig,
@@ -159,6 +163,52 @@ def cmd_finetune(args) -> None:
     print(f"\nresults: {os.path.join(args.output, 'results.json')}")
 
 
+def _print_analysis(results: dict) -> None:
+    print("\n" + results["table"])
+    print("\nMost confused subjects (share of a subject's texts whose nearest neighbour is of the other):")
+    for line in results["most_confused"]:
+        print(f"  {line}")
+    print(f"\npicture: {results['png']}")
+
+
+def cmd_analyze(args) -> None:
+    from .analysis import View
+    from .contrastive import base_views, encode, load_splits, write_results
+
+    t0 = time.perf_counter()
+    data = config_from_args(args, LabelledDataConfig, args.small)
+    test = load_splits(replace(data, train_texts=0, dev_texts=0)).test  # the test documents are drawn first
+    if args.bert is None and not args.models:
+        raise ValueError("give at least one MODEL, or --bert for the raw BERT views of a checkpoint")
+    views = base_views(args.bert or _teacher_path(), test) if args.bert is not None else []
+    for model in args.models:
+        name, _, path = model.rpartition("=") if "=" in model else (model, "", model)
+        path = _teacher_path() if path == "teacher" else path
+        views.append(View(name, encode(_load(path, args.trust_remote_code), test[0]), test[1]))
+    for view in views:
+        view.analyze()
+    _print_analysis(write_results(args.output, views, {}, data, time.perf_counter() - t0))
+
+
+def cmd_finetune_contrastive(args) -> None:
+    from .contrastive import contrastive_job
+
+    data = config_from_args(args, LabelledDataConfig, args.small)
+    recipe = config_from_args(args, ContrastiveConfig, args.small)
+    results = contrastive_job(args.base or _teacher_path(), data, recipe, args.output)
+    for loss, run in results["runs"].items():
+        print(f"\n{loss}: {run['train_texts']} training texts, {run['train_seconds']:.0f} s; saved to {run['path']}")
+        print(f"  dev before: {run['dev_before']}\n  dev after:  {run['dev_after']}")
+    _print_analysis(results)
+    print(f"results: {os.path.join(args.output, 'results.json')}")
+
+
+def _teacher_path() -> str:
+    from .data import teacher_path
+
+    return teacher_path()
+
+
 def cmd_push(args) -> None:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -177,15 +227,58 @@ def cmd_push(args) -> None:
 
 
 def cmd_mteb(args) -> None:
-    from .evaluation.mteb import get_tasks, results_path, run_mteb
+    import time
 
-    get_tasks(args.tasks, local=not args.official)  # an unknown task name fails here, before the model loads
-    model = _load(args.model, args.trust_remote_code)
-    name = args.model_name or f"st-bertapprox/{os.path.basename(os.path.normpath(args.model))}"
-    scores = run_mteb(model, args.tasks, args.output, model_name=name, revision=args.revision, local=not args.official)
-    for task, score in scores.items():
-        print(f"{task}: {score:.4f}")
-    print(f"results: {results_path(args.output, name, args.revision)}")
+    from .evaluation.mteb import LOCAL_SUITE, leaderboard, results_path, run_mteb, task_types
+
+    local = not args.official
+    tasks = list(LOCAL_SUITE) if args.suite else args.tasks or ["STSBenchmarkDev" if local else "STSBenchmark"]
+    types = task_types(tasks, local=local)  # an unknown task name fails here, before any model loads
+    models = _mteb_models(args.model, args.model_name)
+    no_card = [path for path in models.values() if args.card and not os.path.isfile(os.path.join(path, "card.json"))]
+    if no_card:
+        raise ValueError(f"--card updates folders saved with a card by st-bertapprox (card.json); not: {no_card}")
+    if args.threads:  # torch's and the BLAS/OpenMP pools (scikit-learn's k-means crawls when they oversubscribe)
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
+    scores, start = {}, time.perf_counter()
+    for name, path in models.items():
+        began = time.perf_counter()
+        model = _load(path, args.trust_remote_code)
+        scores[name] = run_mteb(model, tasks, args.output, model_name=name, revision=args.revision, local=local)
+        for task, score in scores[name].items():
+            print(f"{task}: {score:.4f}")
+        folder = results_path(args.output, name, args.revision)
+        print(f"results: {folder} ({name}, {time.perf_counter() - began:.0f} s)", flush=True)
+        if args.card:
+            from .hub import mteb_card_rows, update_card
+
+            update_card(model, path, mteb_card_rows(folder), command=args.command_line)
+            print(f"model card updated: {os.path.join(path, 'README.md')}")
+    if len(models) > 1 or args.suite:
+        print(f"\n{leaderboard(scores, types)}\n\nwall time: {time.perf_counter() - start:.0f} s")
+
+
+def _mteb_models(specs: list[str], model_name: str | None) -> dict[str, str]:
+    """``{name in the results layout: folder or Hub id}`` from ``MODEL``/``NAME=MODEL`` arguments (``teacher``: the
+    default teacher, named after its Hub id)."""
+    from .data import teacher_path
+
+    if model_name and len(specs) > 1:
+        raise ValueError("--model-name names one model; name several with NAME=MODEL")
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if path == "teacher":
+            name, path = name or DEFAULT_TEACHER, teacher_path()
+        name = model_name or name or f"st-bertapprox/{os.path.basename(os.path.normpath(path))}"
+        if name in models:
+            raise ValueError(f"two models would share the results folder of {name!r}: name them with NAME=MODEL")
+        models[name] = path
+    return models
 
 
 def cmd_defaults(args) -> None:
@@ -248,6 +341,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p, FinetuneConfig, "recipe")
     p.set_defaults(func=cmd_finetune)
 
+    p = sub.add_parser("finetune-contrastive", help="contrastive fine-tuning on subject-labelled texts, before/after")
+    p.add_argument("--base", help="BERT checkpoint to start from (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--output", default="runs/contrastive", help="folder: <loss>/ model, results.{json,md}, pca.png")
+    p.add_argument("--small", action="store_true", help="the small preset: 200 training, 200 test documents")
+    add_config_options(p, LabelledDataConfig, "data")
+    add_config_options(p, ContrastiveConfig, "recipe")
+    p.set_defaults(func=cmd_finetune_contrastive)
+
+    p = sub.add_parser("analyze", help="anisotropy and subject separability of models, with a PCA picture")
+    p.add_argument(
+        "models", nargs="*", help="SentenceTransformer folders or Hub ids, or NAME=MODEL ('teacher': all-MiniLM-L6-v2)"
+    )
+    p.add_argument(
+        "--bert",
+        nargs="?",
+        const="",
+        help="also the raw BERT views (word-embedding table, token vectors, static mean, [CLS]) and mean pooling of "
+        "this BERT checkpoint (no value: the packaged all-MiniLM-L6-v2)",
+    )
+    p.add_argument("--output", default="runs/analysis", help="folder: results.{json,md} and pca.png")
+    p.add_argument("--small", action="store_true", help="the small preset: 200 test documents")
+    add_config_options(p, LabelledDataConfig, "data (the held-out test documents of finetune-contrastive)")
+    _trust_arg(p)
+    p.set_defaults(func=cmd_analyze)
+
     p = sub.add_parser("push", help="push a saved model (with its module code and model card) to the Hub")
     p.add_argument("model", help="a saved model folder")
     p.add_argument("repo_id", help="e.g. user/bert-approx")
@@ -257,12 +375,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("mteb", help="run MTEB tasks (local data offline, official tasks with --official)")
-    p.add_argument("model", help="a model folder or Hub id")
-    p.add_argument("--tasks", nargs="+", default=["STSBenchmark"])
-    p.add_argument("--output", default="runs/mteb")
+    p.add_argument(
+        "model",
+        nargs="+",
+        help="model folders or Hub ids, each optionally NAME=MODEL (NAME: its name in the results layout); "
+        "'teacher' is the default teacher",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--suite",
+        choices=["local"],
+        help="every local task (STS, retrieval, reranking, classification, clustering, pair classification), "
+        "then a leaderboard-style table",
+    )
+    which.add_argument(
+        "--tasks", nargs="+", help="task names (default: STSBenchmarkDev; with --official: STSBenchmark)"
+    )
+    p.add_argument("--output", default="runs/mteb", help="results folder, MTEB's layout (default: runs/mteb)")
     p.add_argument("--model-name", help="name in the results layout (default: st-bertapprox/<folder name>)")
     p.add_argument("--revision", default="local")
     p.add_argument("--official", action="store_true", help="use the official task data from the Hub (online)")
+    p.add_argument("--threads", type=int, help="CPU threads of torch and of the BLAS/OpenMP pools (default: all)")
+    p.add_argument(
+        "--card",
+        action="store_true",
+        help="re-render each model folder's model card (README.md, card.json) with these results in its model-index",
+    )
     _trust_arg(p)
     p.set_defaults(func=cmd_mteb)
 

@@ -119,11 +119,15 @@ class StudentConfig(_Validated):
     )
     context_dim: int = _field(128, "attention width of the context blocks")
     context_heads: int = _field(4, "attention heads of the context blocks (--context-dim must be divisible by it)")
+    context_positions: int = _field(
+        0, "ablation: learned position offsets for the first N entries in the context blocks (0: order-free)"
+    )
 
     def __post_init__(self) -> None:
         for name, minimum in (("phi_hidden_dim", 0), ("num_heads", 1), ("rho_hidden_dim", 1)):
             self._require_int(name, minimum)
-        for name, minimum in (("context_layers", 0), ("context_dim", 1), ("context_heads", 1)):
+        context = (("context_layers", 0), ("context_dim", 1), ("context_heads", 1), ("context_positions", 0))
+        for name, minimum in context:
             self._require_int(name, minimum)
         self._require(self.context_dim % self.context_heads == 0, "context_dim", "divisible by --context-heads")
         self._require_int("adapter_rank", 0)
@@ -134,7 +138,7 @@ class StudentConfig(_Validated):
     def pooling_kwargs(self) -> dict[str, Any]:
         """The ``DeepSetsPooling`` keyword arguments."""
         names = ("phi_hidden_dim", "num_heads", "rho_hidden_dim", "pooling", "dropout")
-        names += ("context_layers", "context_dim", "context_heads")
+        names += ("context_layers", "context_dim", "context_heads", "context_positions")
         return {name: getattr(self, name) for name in names}
 
 
@@ -385,3 +389,63 @@ class TinyConfig(_Validated):
     def small(cls) -> TinyConfig:
         """The ``--small`` preset: one layer, 64 wide (a quick end-to-end run)."""
         return cls(layers=1, hidden=64, intermediate=256)
+
+
+@dataclass
+class LabelledDataConfig(_Validated):
+    """Subject-labelled texts split by document (``st_bertapprox.contrastive.load_splits``): train, dev, held-out test.
+
+    The split is stratified by subject and seeded, so ``analyze`` and ``finetune-contrastive`` with the same values
+    see the same held-out documents.
+    """
+
+    data: str = _field("agnews", "agnews (4 topics), bbc (5 topics), or a labelled .csv / .jsonl file")
+    text_column: str = _field("text", "the text field of a --data file")
+    label_column: str = _field("label", "the subject field of a --data file")
+    train_texts: int = _field(1000, "training documents (0: none, analysis only)")
+    dev_texts: int = _field(200, "dev documents (monitoring and choosing the loss; never the reported test)")
+    test_texts: int = _field(600, "held-out test documents: every reported figure is measured on them")
+    split_seed: int = _field(42, "seed of the stratified document split")
+
+    def __post_init__(self) -> None:
+        self._require_int("train_texts", 0)
+        self._require_int("dev_texts", 0)
+        self._require_int("test_texts", 10)
+        self._require_int("split_seed", 0)
+
+    @classmethod
+    def small(cls) -> LabelledDataConfig:
+        """The ``--small`` preset: 96 training, 32 dev and 96 test documents (a smoke run)."""
+        return cls(train_texts=96, dev_texts=32, test_texts=96)
+
+
+@dataclass
+class ContrastiveConfig(_Recipe):
+    """The contrastive fine-tuning recipe on subject-labelled texts (``st_bertapprox.contrastive``)."""
+
+    loss: Literal["batch-all-triplet", "mnrl", "online-contrastive"] = _field(
+        "batch-all-triplet",
+        "batch-all-triplet (texts + subject, batches grouped by subject), mnrl (same-subject pairs, in-batch "
+        "negatives) or online-contrastive (same / different-subject pairs)",
+    )
+    margin: float = _field(0.5, "triplet and contrastive margin, in cosine distance (OnlineContrastiveLoss's default)")
+    epochs: int = _field(1, "training epochs")
+    batch_size: int = _field(32, "training batch size (texts for the triplet loss, pairs for the pair losses)")
+    learning_rate: float = _field(2e-5, "peak learning rate (warm-up, then linear decay)")
+    warmup_ratio: float = _field(0.1, "fraction of the steps spent warming the learning rate up")
+    weight_decay: float = _field(0.01, "AdamW weight decay")
+    max_seq_length: int = _field(128, "training texts are cut to this many word pieces (evaluation: the model's own)")
+    seed: int = _field(42, "seed of the pairs and of the data order")
+
+    def __post_init__(self) -> None:
+        self._check_recipe()
+        self._require(self.loss in ("batch-all-triplet", "mnrl", "online-contrastive"), "loss", "a known loss")
+        self._require(self.margin > 0, "margin", "> 0")
+        self._require_int("max_seq_length", 8)
+        # GroupByLabelBatchSampler (triplet loss) needs an even batch of at least 4
+        self._require(self.batch_size >= 4 and self.batch_size % 2 == 0, "batch_size", "an even integer >= 4")
+
+    @classmethod
+    def small(cls) -> ContrastiveConfig:
+        """The ``--small`` preset: training texts truncated to 64 word pieces (most AG News texts fit)."""
+        return cls(max_seq_length=64)

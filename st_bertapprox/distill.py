@@ -283,6 +283,7 @@ def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, 
     defaults = StudentConfig()
     shown = ["phi_hidden_dim", "num_heads", "rho_hidden_dim"]
     shown += ["context_layers", "context_dim", "context_heads"] if s.context_layers else []
+    shown += ["context_positions"] if s.context_layers and s.context_positions else []
     shown += [k for k in ("pooling", "dropout") if getattr(s, k) != getattr(defaults, k)]
     results = {
         "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),

@@ -52,9 +52,14 @@ def ms_per_sentence(model: SentenceTransformer, sentences: list[str], batch_size
 
 
 def finetune_stsb(
-    base: str, output_dir: str, config: FinetuneConfig | None = None, show_progress_bar: bool = True
+    base: str,
+    output_dir: str,
+    config: FinetuneConfig | None = None,
+    show_progress_bar: bool = True,
+    before: float | None = None,
 ) -> tuple[SentenceTransformer, dict]:
-    """Fine-tune ``base`` on STS-B train; returns the model and ``{"before": dev, "after": dev, ...}``."""
+    """Fine-tune ``base`` on STS-B train; returns the model and ``{"before": dev, "after": dev, ...}``.
+    ``before``: the untrained model's STS-B dev score when the caller has measured it already."""
     config = config or FinetuneConfig()
     torch.manual_seed(config.seed)
     model = build_model(base, config)
@@ -62,7 +67,7 @@ def finetune_stsb(
     if config.max_train_pairs:
         train = train.shuffle(seed=config.seed).select(range(min(config.max_train_pairs, len(train))))
     evaluator = stsb_evaluator("dev")
-    before = evaluator(model)[evaluator.primary_metric]
+    before = evaluator(model)[evaluator.primary_metric] if before is None else before
     loss = CosineSimilarityLoss(model)
     args = training_arguments(
         config,
@@ -85,7 +90,10 @@ def finetune_stsb(
     trainer.train()
     train_seconds = time.perf_counter() - t0
     model.eval()
-    after = evaluator(model)[evaluator.primary_metric]
+    # the trainer evaluated the final model at the end of the last epoch (eval_strategy="epoch"): reuse that figure
+    key = f"eval_{evaluator.primary_metric}"
+    logged = [log[key] for log in trainer.state.log_history if key in log]
+    after = logged[-1] if logged else evaluator(model)[evaluator.primary_metric]
     return model, {
         "before": before,
         "after": after,
@@ -184,7 +192,8 @@ def finetune_job(
     demo = {"pairs": DEMO_PAIRS, "before": pair_cosines(base_model), "probe_before": contextual_probe(base_model[0])}
     for pooling in poolings:
         cfg = replace(config, pooling=pooling)
-        model, res = finetune_stsb(base, os.path.join(output_dir, f"train-{pooling}"), cfg, show_progress_bar)
+        before = rows[0]["dev"] if pooling == "mean" else None  # the same model as the base row
+        model, res = finetune_stsb(base, os.path.join(output_dir, f"train-{pooling}"), cfg, show_progress_bar, before)
         res.update(layers=model[0].bert.config.num_hidden_layers, width=model[0].get_embedding_dimension())
         path = os.path.join(output_dir, f"minilm-stsb-{pooling}")
         res.update(export_finetuned(model, path, path + "-builtin", card_info(base, pooling, cfg, res, command)))

@@ -50,6 +50,11 @@ class NumpyStudent:
                 f"NumpyStudent runs contextual students of one context block; this one has {context_layers}: encode "
                 "it through SentenceTransformer."
             )
+        if context_layers and getattr(pooling, "context_positions", 0):
+            raise ValueError(
+                "NumpyStudent runs order-free contextual students; this one has entry positions (the "
+                "context_positions ablation): encode it through SentenceTransformer."
+            )
         if context_layers and getattr(encoder, "folded_context", 0) != 3 * pooling.context_dim:
             raise ValueError(
                 "This contextual student's table does not hold the context block's queries, keys and values "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from sentence_transformers import SentenceTransformer
 
-from st_bertapprox.evaluation import evaluate_stsb
 from st_bertapprox.export import export_builtin
 from st_bertapprox.finetune import FinetuneConfig, finetune_stsb
 from st_bertapprox.hub import CardInfo, save_pretrained
@@ -16,7 +15,6 @@ def test_short_finetune_raises_dev_spearman_and_round_trips(minilm_path, stsb_de
     model, res = finetune_stsb(minilm_path, str(tmp_path / "run"), config, show_progress_bar=False)
     assert abs(res["before"] - 0.8672) < 5e-4
     assert res["after"] > res["before"] + 0.001, res
-    assert evaluate_stsb(model) == res["after"]
 
     info = CardInfo("t", "d", "a", "t", "pytest", results={"stsb_dev_spearman": res["after"]})
     save_pretrained(model, str(tmp_path / "saved"), info)

@@ -88,7 +88,12 @@ def bert_mlp_model(minilm_path):
 
 def test_push_then_load_by_repo_id_without_the_package(tmp_path, bert_mlp_model):
     """Every custom model kind: pushed over HTTP, loaded by repo id where st_bertapprox cannot be imported."""
-    models = {"student": tiny_student(), "folded-student": fold_student(tiny_student()), "bert-mlp": bert_mlp_model}
+    models = {
+        "student": tiny_student(),
+        "folded-student": fold_student(tiny_student()),
+        "contextual-student": fold_student(tiny_student(context_layers=1)),
+        "bert-mlp": bert_mlp_model,
+    }
     refs, args = {}, []
     for kind, model in models.items():
         refs[f"user/bert-approx-{kind}"] = model.encode(TEXTS)

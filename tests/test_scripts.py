@@ -247,9 +247,9 @@ def test_cli_finetune_tiny(tmp_path):
 
 def test_cli_mteb_on_the_small_student(small_run, env, tmp_path):
     out, results, _ = small_run
-    proc = cli("mteb", str(out / "student-folded"), "--tasks", "STSBenchmark", "--output", str(tmp_path), env=env)
-    score = float(re.search(r"STSBenchmark: ([0-9.]+)", proc.stdout)[1])
-    # the local STSBenchmark task is STS-B dev: the same score the distillation reported
+    proc = cli("mteb", str(out / "student-folded"), "--tasks", "STSBenchmarkDev", "--output", str(tmp_path), env=env)
+    score = float(re.search(r"STSBenchmarkDev: ([0-9.]+)", proc.stdout)[1])
+    # the local STSBenchmarkDev task is STS-B dev: the same score the distillation reported
     assert score == pytest.approx(results["metrics"]["sts-dev_spearman_cosine"], abs=2e-3)
 
 
@@ -338,7 +338,7 @@ def rigged(tmp_path, minilm_path) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "command",
     [
-        ["mteb", "{folder}", "--tasks", "STSBenchmark", "--output", "{tmp}"],
+        ["mteb", "{folder}", "--tasks", "STSBenchmarkDev", "--output", "{tmp}"],
         ["push", "{folder}", "user/rigged"],
         ["distill", "--teacher", "{folder}", "--small", "--output", "{tmp}/run"],
     ],
@@ -396,3 +396,43 @@ def test_bench_frontier_small(small_run, env, tmp_path):
     assert teacher["quality"] == 1 and teacher["fast_sps32"] is None and teacher["ndcg_teacher_docs"] is None
     assert teacher["agnews"] > 0.2 and teacher["bbc"] > 0.2  # topics the teacher separates, even on a small sample
     assert rows["fitted"]["ndcg"] == pytest.approx(rows["student"]["ndcg"], abs=1e-6)  # the same run, twice
+
+
+def test_bench_analysis_small_and_its_commands(tmp_path):
+    """bench/analysis.py --small: every row, the table and the PNG; ``analyze`` on the model it fine-tuned measures the
+    same figures on the same held-out documents; ``finetune-contrastive`` on a few texts saves a built-in model."""
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "models"
+    # one loss here (the CLI run below trains the other): every row, not the comparison, is what CI checks
+    proc = bench(
+        "analysis.py", "--small", "--losses", "batch-all-triplet", "--results", str(tmp_path), "--out", str(out)
+    )
+    md = (tmp_path / "analysis.md").read_text()
+    assert md.splitlines()[0].startswith("`python bench/analysis.py --small") and "Wall time of the whole run" in md
+    rows = [
+        "BERT input word-embedding table (rows)",
+        "BERT last-layer token vectors (sample)",
+        "BERT input word embeddings, mean over text",
+        "BERT [CLS] vector (last layer)",
+        "base sentence model (mean pooling)",
+        "fine-tuned, batch-all-triplet",
+    ]
+    for row in rows:
+        assert f"| {row} |" in md and f"| {row} |" in proc.stdout, row
+    assert (tmp_path / "analysis_agnews.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    views = json.loads((tmp_path / "analysis.json").read_text())["datasets"]["agnews"]["views"]
+    assert all(math.isfinite(v["mean_cosine"]) for v in views.values()) and set(views) == set(rows)
+
+    model = out / "agnews" / "batch-all-triplet"
+    proc = cli("analyze", str(model), "--small", "--output", str(tmp_path / "an"))
+    again = json.loads((tmp_path / "an" / "results.json").read_text())["views"][str(model)]
+    for key in ("knn_accuracy", "v_measure", "nn_confusion", "mean_cosine"):
+        assert again[key] == pytest.approx(views["fine-tuned, batch-all-triplet"][key], abs=1e-3), key
+    assert f"picture: {tmp_path / 'an' / 'pca.png'}" in proc.stdout
+
+    args = "--train-texts 64 --dev-texts 0 --test-texts 40 --loss mnrl --max-seq-length 32".split()
+    proc = cli("finetune-contrastive", "--small", *args, "--output", str(tmp_path / "ft"))
+    assert "| fine-tuned, mnrl |" in proc.stdout and "mnrl: 64 training texts" in proc.stdout
+    reloaded = SentenceTransformer(str(tmp_path / "ft" / "mnrl"))  # built-in modules: no trust_remote_code
+    assert reloaded.encode(["a test"]).shape == (1, 384)

@@ -110,6 +110,27 @@ def test_numpy_student_equals_folded(tmp_path, context_layers):
         NumpyStudent.from_model(older)
 
 
+def test_entry_positions_ablation_sees_order_and_still_folds():
+    pool = random_pooling(context_layers=1)
+    torch.manual_seed(2)
+    positioned = DeepSetsPooling(**{**pool.get_config_dict(), "context_positions": 3}).eval()
+    positioned.load_state_dict(pool.state_dict(), strict=False)
+    f = features(IDS, TABLE)
+    assert torch.equal(positioned(dict(f))["sentence_embedding"], pool(dict(f))["sentence_embedding"])  # zero init
+    torch.nn.init.normal_(positioned.context[0].positions, std=1.0)
+    out = positioned(features(IDS, TABLE))["sentence_embedding"]
+    swapped = IDS[:, torch.tensor([1, 0, 2, 3, 4])]
+    assert not torch.allclose(out[:2], positioned(features(swapped, TABLE))["sentence_embedding"][:2], atol=1e-3)
+    padded = features(torch.cat([IDS, torch.zeros(4, 7, dtype=torch.long)], 1), TABLE)  # beyond the 3 offsets
+    assert torch.allclose(out, positioned(padded)["sentence_embedding"], atol=1e-6)
+    student = tiny_student(context_layers=1)
+    student[1] = positioned
+    folded = fold_student(student)
+    assert np.abs(folded.encode(TEXTS) - student.encode(TEXTS)).max() <= 1e-5
+    with pytest.raises(ValueError, match="order-free contextual students"):
+        NumpyStudent.from_model(folded)
+
+
 # Prologue of code run in a fresh interpreter where importing st_bertapprox fails, as on a machine without it.
 WITHOUT_PACKAGE = r"""
 import importlib.abc, json, sys

@@ -1,14 +1,13 @@
-"""MTEB (2.x) on any of our models, offline-capable.
+"""MTEB (2.x) on any of our models, offline: the local suite, results in MTEB's layout, a leaderboard-style table.
 
-Local tasks subclass the official task classes, so the task name, main score, splits and result file names are the
-official ones; only ``load_data`` reads the shared data folder instead of the Hub:
-  * ``STSBenchmark``: our STS-B *dev* CSV exposed under mteb's split name ``test`` (the shared data has no test
-    split), so its score equals ``EmbeddingSimilarityEvaluator`` on dev and is not comparable with official
-    STSBenchmark (test) results; its dataset revision is recorded as ``local-dev-as-test``.
-  * ``SciFact``: the BEIR files (corpus, queries, qrels/test.tsv), i.e. the same data as the official task.
-Online, ``local=False`` (or ``--official`` on the command line) runs the official tasks unchanged, any task name.
-Results are written in the standard layout ``{output}/results/{org}__{name}/{revision}/{Task}.json`` with
-``model_meta.json``, ready to copy into a leaderboard submission.
+* :func:`get_tasks`: the local tasks of :mod:`.mteb_tasks` (``local=True``; ``LOCAL_SUITE`` lists them, one or more per
+  task type), or the official tasks from the Hub (``local=False``, any MTEB task name).
+* :func:`run_mteb`: ``mteb.evaluate`` one model; results go to
+  ``{output}/results/{org}__{name}/{revision}/{Task}.json`` with ``model_meta.json``, MTEB's own layout.
+* :func:`load_scores`: the main scores back from such a folder, read by mteb's own loader
+  (``ResultCache.load_results``).
+* :func:`leaderboard`: those scores as a markdown table, one row per model: mean over tasks, mean over task types,
+  each task-type average and each task (scores x 100, as the MTEB leaderboard shows them).
 """
 
 from __future__ import annotations
@@ -16,77 +15,66 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..data import load_beir, load_stsb
+LOCAL_SUITE = (  # suite order: by task type (mteb_tasks.local_task_classes keeps the same order)
+    "STSBenchmarkDev",
+    "SciFact",
+    "SciFactRerankingLocal",
+    "Banking77Classification",
+    "AGNewsClassificationLocal",
+    "AGNewsClusteringLocal",
+    "BBCNewsClusteringLocal",
+    "SNLIPairClassificationLocal",
+)
+# The STS-B task was called "STSBenchmark" before the suite (it is STS-B dev, the official task is STS-B test).
+RENAMED = {"STSBenchmark": "STSBenchmarkDev"}
 
 
-def _local_task_classes() -> dict[str, type]:
-    import mteb
-    from datasets import Dataset, DatasetDict
-    from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
-
-    official_stsb = type(mteb.get_task("STSBenchmark"))
-    official_scifact = type(mteb.get_task("SciFact"))
-
-    class LocalSTSBenchmark(official_stsb):
-        metadata = official_stsb.metadata.model_copy(
-            update={
-                "dataset": {"path": "st-bertapprox/stsb-dev", "revision": "local-dev-as-test"},
-                "superseded_by": None,
-            }
-        )
-
-        def load_data(self, num_proc: int | None = None, **kwargs) -> None:
-            if self.data_loaded:
-                return
-            dev = load_stsb("dev")  # scores scaled to 0-1; the task expects STS-B's 0-5
-            self.dataset = DatasetDict({"test": dev.map(lambda row: {"score": row["score"] * 5})})
-            self.data_loaded = True
-
-    class LocalSciFact(official_scifact):
-        metadata = official_scifact.metadata.model_copy(
-            update={"dataset": {"path": "st-bertapprox/scifact", "revision": "local-beir"}}
-        )
-
-        def load_data(self, num_proc: int | None = None, **kwargs) -> None:
-            if self.data_loaded:
-                return
-            self.dataset = {"default": {}}
-            for split in self.eval_splits:
-                corpus, queries, qrels = load_beir("scifact", split, join=False)
-                self.dataset["default"][split] = RetrievalSplitData(
-                    corpus=Dataset.from_dict(
-                        {
-                            "id": list(corpus),
-                            "title": [d["title"] for d in corpus.values()],
-                            "text": [d["text"] for d in corpus.values()],
-                        }
-                    ),
-                    queries=Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
-                    relevant_docs=qrels,
-                    top_ranked=None,
-                )
-            self.data_loaded = True
-
-    return {"STSBenchmark": LocalSTSBenchmark, "SciFact": LocalSciFact}
-
-
-def get_tasks(task_names: list[str], local: bool = True) -> list:
-    """Task objects: our local versions where we have the data (``local=True``), the official tasks otherwise."""
-    import mteb
-
-    local_tasks = _local_task_classes() if local else {}
-    unknown = [name for name in task_names if name not in local_tasks] if local else []
-    if unknown:
-        raise ValueError(
-            f"No local MTEB task {unknown}: the local tasks are {sorted(local_tasks)}; other tasks need the Hub "
-            "(--official)."
-        )
-    if local:
-        return [local_tasks[name]() for name in task_names]
+def _import_mteb():
     try:
-        return [mteb.get_task(name) for name in task_names]
-    except KeyError as e:
-        raise ValueError(f"mteb has no such task: {e.args[0]} (see `mteb.get_tasks()` for the names)") from e
+        import mteb
+    except ImportError as e:
+        raise ImportError("MTEB evaluation needs mteb: pip install 'st-bertapprox[eval]'") from e
+    return mteb
+
+
+def get_tasks(task_names: list[str], local: bool = True, limit: int | None = None) -> list:
+    """Task objects: the local tasks (``local=True``), else the official ones (Hub data, any MTEB task name).
+
+    Args:
+        task_names: Task names (see ``LOCAL_SUITE``).
+        local: Local tasks on the shared data, offline; ``False``: the official tasks, unchanged.
+        limit: Local tasks only, for tests: a seeded sample of that many rows per split (the results record it).
+
+    Raises:
+        ValueError: an unknown task name (before any model is loaded).
+    """
+    mteb = _import_mteb()
+    if not local:
+        try:
+            return [mteb.get_task(name) for name in task_names]
+        except KeyError as e:
+            raise ValueError(f"mteb has no such task: {e.args[0]} (see `mteb.get_tasks()` for the names)") from e
+    from .mteb_tasks import local_task_classes
+
+    classes = local_task_classes()
+    unknown = [name for name in task_names if name not in classes]
+    if unknown:
+        renamed = [
+            f"{old} is {RENAMED[old]} here (STS-B dev; the official {old} is STS-B test)"
+            for old in unknown
+            if old in RENAMED
+        ]
+        hint = f" {'; '.join(renamed)}." if renamed else ""
+        raise ValueError(
+            f"No local MTEB task {unknown}: the local tasks are {list(classes)}; other tasks need the Hub "
+            f"(--official).{hint}"
+        )
+    return [classes[name](limit=limit) for name in task_names]
+
+
+def task_types(task_names: list[str], local: bool = True) -> dict[str, str]:
+    """``{task: MTEB task type}`` (STS, Retrieval, Reranking, Classification, Clustering, PairClassification, ...)."""
+    return {task.metadata.name: task.metadata.type for task in get_tasks(task_names, local=local)}
 
 
 def run_mteb(
@@ -97,16 +85,17 @@ def run_mteb(
     revision: str | None = None,
     local: bool = True,
     batch_size: int = 64,
+    limit: int | None = None,
+    show_progress_bar: bool = True,
 ) -> dict[str, float]:
     """Evaluate a SentenceTransformer with ``mteb.evaluate``; returns ``{task: main_score}`` and writes MTEB's layout.
 
     mteb names the results folder after ``model.model_card_data.model_name`` and ``base_model_revision``; both are
-    set from ``model_name``/``revision`` for the duration of the call.
+    set from ``model_name``/``revision`` for the duration of the call. ``show_progress_bar``: mteb's bar over the
+    tasks and the encoding bars.
     """
-    try:
-        import mteb
-    except ImportError as e:
-        raise ImportError("MTEB evaluation needs mteb: pip install 'st-bertapprox[eval]'") from e
+    mteb = _import_mteb()
+    tasks = get_tasks(task_names, local=local, limit=limit)
     card = model.model_card_data
     saved = (card.model_name, card.base_model_revision)
     card.model_name = model_name or card.model_name or "st-bertapprox/unnamed-model"
@@ -117,11 +106,12 @@ def run_mteb(
             warnings.filterwarnings("ignore", message="The `get_sentence_embedding_dimension` method")
             result = mteb.evaluate(
                 model,
-                get_tasks(task_names, local=local),
+                tasks,
                 cache=mteb.ResultCache(cache_path=output_folder),
                 overwrite_strategy="always",  # the default "only-missing" returns stale scores after retraining
-                encode_kwargs={"batch_size": batch_size},
+                encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
                 co2_tracker=False,
+                show_progress_bar=show_progress_bar,
             )
     finally:
         card.model_name, card.base_model_revision = saved
@@ -130,3 +120,52 @@ def run_mteb(
 
 def results_path(output_folder: str, model_name: str, revision: str) -> Path:
     return Path(output_folder) / "results" / model_name.replace("/", "__").replace(" ", "_") / revision
+
+
+def load_scores(output_folder: str, models: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """``{model name: {task: main score}}`` of a results folder, read by mteb's own loader.
+
+    Args:
+        output_folder: What :func:`run_mteb` wrote to (``{output}/results/...``).
+        models: Model names to read (default: every model with a ``model_meta.json`` there).
+    """
+    mteb = _import_mteb()
+    results = mteb.ResultCache(cache_path=output_folder).load_results(
+        models=models, require_model_meta=True, include_remote=False
+    )
+    scores: dict[str, dict[str, float]] = {}
+    for model_result in results.model_results:
+        for task_result in model_result.task_results:
+            scores.setdefault(model_result.model_name, {})[task_result.task_name] = float(task_result.get_score())
+    return scores
+
+
+def leaderboard(scores: dict[str, dict[str, float]], types: dict[str, str]) -> str:
+    """A markdown table like MTEB's leaderboard: per model, mean over tasks, mean over task types, each task type's
+    average and each task's main score (x 100). A model missing a task gets no mean (``n/a``), as on the leaderboard.
+
+    Args:
+        scores: ``{model: {task: main score}}`` (:func:`load_scores`, :func:`run_mteb`), rows in this order.
+        types: ``{task: task type}`` (:func:`task_types`): the task columns, in this order.
+    """
+    kinds = list(dict.fromkeys(types.values()))
+
+    def cell(values: list[float | None]) -> str:
+        return "n/a" if not values or None in values else f"{100 * sum(values) / len(values):.2f}"
+
+    header = ["model", "mean (task)", "mean (type)", *(f"**{k}**" for k in kinds), *types]
+    rows = []
+    for model, got in scores.items():
+        per_kind = {k: [got.get(t) for t, kind in types.items() if kind == k] for k in kinds}
+        kind_means = [None if None in v else sum(v) / len(v) for v in per_kind.values()]
+        rows.append(
+            [
+                model,
+                cell([got.get(t) for t in types]),
+                cell(kind_means),
+                *(cell(v) for v in per_kind.values()),
+                *(cell([got.get(t)]) for t in types),
+            ]
+        )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])

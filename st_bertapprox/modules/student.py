@@ -230,9 +230,13 @@ class VocabSetEncoder(InputModule):
 class SetBlock(nn.Module):
     """A narrow pre-norm self-attention block over a set of entries: ``v + out(attention(qkv(norm(v))))``, masked,
     multi-head, of width ``dim``, without positions; ``out`` starts at zero, so the block starts as the identity.
-    No MLP: ``qkv(norm(v))`` of the first block is a function of one entry and folds into the table."""
+    No MLP: ``qkv(norm(v))`` of the first block is a function of one entry and folds into the table.
 
-    def __init__(self, width: int, dim: int, heads: int, dropout: float) -> None:
+    ``positions > 0`` (an ablation) adds learned offsets to the queries and keys of the first ``positions`` entries
+    in text order (later entries share the last offset); they start at zero and keep the fold exact, but the block
+    is then no longer permutation-invariant."""
+
+    def __init__(self, width: int, dim: int, heads: int, dropout: float, positions: int = 0) -> None:
         super().__init__()
         self.heads, self.dropout = heads, dropout
         self.norm = nn.LayerNorm(width)
@@ -240,6 +244,7 @@ class SetBlock(nn.Module):
         self.out = nn.Linear(dim, width)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.positions = nn.Parameter(torch.zeros(positions, 2 * dim)) if positions else None  # query | key offsets
 
     def entry_qkv(self, v: Tensor) -> Tensor:
         """Queries, keys and values ``(..., 3 * dim)`` of entries, each from its own vector (what folding stores)."""
@@ -248,6 +253,9 @@ class SetBlock(nn.Module):
     def forward(self, v: Tensor, mask: Tensor, qkv: Tensor | None = None) -> Tensor:
         B, T, _ = v.size()
         qkv = self.entry_qkv(v) if qkv is None else qkv
+        if self.positions is not None:
+            at = torch.arange(T, device=v.device).clamp(max=len(self.positions) - 1)
+            qkv = qkv + F.pad(self.positions[at], (0, qkv.size(-1) // 3))  # (T, 3 * dim): no offset on values
         q, k, val = qkv.view(B, T, 3, self.heads, -1).transpose(1, 3).unbind(2)  # (B, heads, T, dim / heads)
         # an additive mask (finfo.min, not -inf) keeps an all-padding set finite; padded rows are never pooled
         bias = (~mask).to(v.dtype)[:, None, None, :] * torch.finfo(v.dtype).min  # (B, 1, 1, T)
@@ -275,6 +283,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         context_layers: :class:`SetBlock` layers between phi and the pooling (0: the entries never see each other).
         context_dim: Width of the blocks' attention.
         context_heads: Attention heads of the blocks (``context_dim`` must be divisible by it).
+        context_positions: Ablation: learned entry-position offsets in the blocks (0: order-free, the default).
 
     ``forward`` also writes ``entry_embeddings`` (B, T, C): every entry's vector as pooled (after the context
     blocks), what entry-level distillation (:class:`st_bertapprox.distill.EntryDistillLoss`) trains.
@@ -292,6 +301,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         "context_layers",
         "context_dim",
         "context_heads",
+        "context_positions",
     ]
     config_file_name: str = "deepsets_config.json"
 
@@ -308,6 +318,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         context_layers: int = 0,
         context_dim: int = 128,
         context_heads: int = 4,
+        context_positions: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -316,6 +327,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
             ("context_layers", context_layers, 0),
             ("context_dim", context_dim, 1),
             ("context_heads", context_heads, 1),
+            ("context_positions", context_positions, 0),
         ):
             if type(value) is not int or value < minimum:
                 raise ValueError(f"DeepSetsPooling: {name} must be an integer >= {minimum}, got {value!r}.")
@@ -332,6 +344,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         self.rho_hidden_dim, self.output_dim = rho_hidden_dim, output_dim or embedding_dimension
         self.pooling, self.dropout, self.folded = pooling, dropout, folded
         self.context_layers, self.context_dim, self.context_heads = context_layers, context_dim, context_heads
+        self.context_positions = context_positions
         C = embedding_dimension
         if not folded and phi_hidden_dim:
             self.phi = nn.Sequential(
@@ -341,7 +354,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
             self.attn = nn.Linear(C, num_heads)  # rows are the learned queries q_h
         if context_layers:
             self.context = nn.ModuleList(
-                SetBlock(C, context_dim, context_heads, dropout) for _ in range(context_layers)
+                SetBlock(C, context_dim, context_heads, dropout, context_positions) for _ in range(context_layers)
             )
         self.rho = nn.Sequential(
             nn.LayerNorm(C),
