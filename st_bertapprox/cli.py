@@ -227,8 +227,6 @@ def cmd_push(args) -> None:
 
 
 def cmd_mteb(args) -> None:
-    import time
-
     from .evaluation.mteb import LOCAL_SUITE, leaderboard, results_path, run_mteb, task_types
 
     local = not args.official
@@ -344,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune-contrastive", help="contrastive fine-tuning on subject-labelled texts, before/after")
     p.add_argument("--base", help="BERT checkpoint to start from (default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--output", default="runs/contrastive", help="folder: <loss>/ model, results.{json,md}, pca.png")
-    p.add_argument("--small", action="store_true", help="the small preset: 200 training, 200 test documents")
+    p.add_argument("--small", action="store_true", help="the small preset: 96 training, 96 test documents")
     add_config_options(p, LabelledDataConfig, "data")
     add_config_options(p, ContrastiveConfig, "recipe")
     p.set_defaults(func=cmd_finetune_contrastive)
@@ -361,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         "this BERT checkpoint (no value: the packaged all-MiniLM-L6-v2)",
     )
     p.add_argument("--output", default="runs/analysis", help="folder: results.{json,md} and pca.png")
-    p.add_argument("--small", action="store_true", help="the small preset: 200 test documents")
+    p.add_argument("--small", action="store_true", help="the small preset: 96 test documents")
     add_config_options(p, LabelledDataConfig, "data (the held-out test documents of finetune-contrastive)")
     _trust_arg(p)
     p.set_defaults(func=cmd_analyze)
