@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .evaluation.agreement import unit_rows
 from .evaluation.clustering import clustering_v_measure
 
 ANISOTROPY = ("mean_cosine", "top1_var", "top10_var", "effective_rank", "isotropy")
@@ -58,7 +59,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) < 2 or not np.isfinite(x).all():
         raise ValueError(f"Need finite (N, D) vectors with N >= 2, got shape {x.shape}.")
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit_rows(x)
 
 
 def mean_cosine(x: np.ndarray) -> float:

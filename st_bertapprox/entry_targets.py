@@ -62,10 +62,10 @@ class EntryTargets:
         return len(self.offsets) - 1
 
 
-def _cache_file(teacher: SentenceTransformer, vocab: NGramVocab, texts: list[str], max_entries: int):
+def _cache_file(fingerprint: str, vocab: NGramVocab, texts: list[str], max_entries: int):
     h = hashlib.sha256(f"{vocab.fingerprint()}|{max_entries}|".encode())
     h.update(text_hashes(texts).tobytes())
-    return cache_dir() / model_fingerprint(teacher) / "entries" / f"{h.hexdigest()[:16]}.safetensors"
+    return cache_dir() / fingerprint / "entries" / f"{h.hexdigest()[:16]}.safetensors"
 
 
 @torch.no_grad()
@@ -83,7 +83,8 @@ def entry_targets(
     The teacher must be a ``[Transformer-like module with a fast HF tokenizer, ...]`` pipeline: its first module's
     tokenizer gives the word pieces' character offsets.
     """
-    path = _cache_file(teacher, vocab, texts, max_entries)
+    fingerprint = model_fingerprint(teacher)  # once: it hashes every weight
+    path = _cache_file(fingerprint, vocab, texts, max_entries)
     if path.exists():
         try:
             t = load_tensors(str(path))
@@ -98,7 +99,8 @@ def entry_targets(
     for start in tqdm(range(0, len(texts), chunk_size), desc="entry targets", disable=not show_progress_bar):
         chunk = texts[start : start + chunk_size]
         outputs = teacher.encode(chunk, batch_size=batch_size, output_value=None, show_progress_bar=False)
-        store_cached(teacher, chunk, np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]))
+        sentences = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
+        store_cached(teacher, chunk, sentences, fingerprint)
         enc = tokenizer(chunk, return_offsets_mapping=True, truncation=True, max_length=teacher.max_seq_length)
         for text, out, offsets in zip(chunk, outputs, enc["offset_mapping"]):
             token_vectors = out["token_embeddings"][out["attention_mask"].bool()].float().cpu().numpy()  # unpadded

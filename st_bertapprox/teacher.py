@@ -117,13 +117,16 @@ def _index(folder: Path) -> dict[tuple[int, int], tuple[Path, int]]:
     return index
 
 
-def store_cached(teacher: SentenceTransformer, texts: list[str], embeddings: np.ndarray) -> None:
+def store_cached(
+    teacher: SentenceTransformer, texts: list[str], embeddings: np.ndarray, fingerprint: str | None = None
+) -> None:
     """Add the teacher's sentence embeddings of ``texts``, computed elsewhere (e.g. in the same pass as its token
-    vectors, :func:`st_bertapprox.entry_targets.entry_targets`), to its cache as one chunk."""
+    vectors, :func:`st_bertapprox.entry_targets.entry_targets`), to its cache as one chunk. ``fingerprint``: the
+    teacher's :func:`model_fingerprint`, when a caller storing many chunks has it already."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.shape[0] != len(texts) or not np.isfinite(embeddings).all():
         raise ValueError("store_cached needs one finite embedding per text.")
-    folder = cache_dir() / model_fingerprint(teacher)
+    folder = cache_dir() / (fingerprint or model_fingerprint(teacher))
     folder.mkdir(parents=True, exist_ok=True)
     _write_chunk(folder, text_hashes(texts), embeddings)
 

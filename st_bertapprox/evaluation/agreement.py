@@ -11,20 +11,21 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 logger = logging.getLogger(__name__)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (an all-zero row stays zero)."""
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean row-wise cosine similarity of two (N, D) arrays."""
-    return float((_unit(a) * _unit(b)).sum(1).mean())
+    return float((unit_rows(a) * unit_rows(b)).sum(1).mean())
 
 
 def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean |kNN_a(i) & kNN_b(i)| / k over all rows, neighbours by cosine among the same N texts (self excluded)."""
 
     def knn(x: np.ndarray) -> np.ndarray:
-        x = _unit(x)
+        x = unit_rows(x)
         sim = x @ x.T
         np.fill_diagonal(sim, -np.inf)
         return np.argpartition(-sim, k, axis=1)[:, :k]
