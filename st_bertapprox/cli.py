@@ -1,5 +1,5 @@
 """``st-bertapprox`` command line: build-vocab, distill, distill-tiny, finetune, finetune-contrastive, analyze, push,
-mteb, defaults.
+mteb, train-qa, ask, export, defaults.
 
 The options of ``build-vocab``, ``distill``, ``distill-tiny`` and ``finetune`` are built from the config dataclasses in
 ``st_bertapprox.config`` (one option per field: its flag, type, help and default come from there), so a default is
@@ -10,6 +10,7 @@ names the option. No code from a model folder runs unless ``--trust-remote-code`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -27,7 +28,9 @@ from .config import (
     CorpusConfig,
     DistillConfig,
     FinetuneConfig,
+    IndexConfig,
     LabelledDataConfig,
+    QAConfig,
     StudentConfig,
     TinyConfig,
     VocabConfig,
@@ -279,6 +282,110 @@ def _mteb_models(specs: list[str], model_name: str | None) -> dict[str, str]:
     return models
 
 
+def cmd_index(args) -> None:
+    from .retrieval import SearchIndex, load_encoder, model_reference, read_collection
+
+    config = config_from_args(args, IndexConfig)
+    docs = read_collection(args.collection, text_field=args.text_field, id_field=args.id_field)  # fails before loading
+    if args.limit:
+        docs = itertools.islice(docs, args.limit)
+    model = load_encoder(args.model, args.trust_remote_code)
+    query_model = load_encoder(args.query_model, args.trust_remote_code) if args.query_model else None
+    pool = model.start_multi_process_pool(args.devices) if args.devices else None
+    for_ids, for_texts = itertools.tee(docs)  # build reads a chunk of texts, then its ids: bounded buffering
+    try:
+        index = SearchIndex.build(
+            model,
+            (text for _, text in for_texts),
+            (doc_id for doc_id, _ in for_ids),
+            config=config,
+            query_model=query_model,
+            model_reference=model_reference(args.model),
+            query_model_reference=model_reference(args.query_model) if args.query_model else None,
+            store_texts=args.store_texts,
+            show_progress_bar=True,
+            encode_kwargs={"pool": pool} if pool else None,
+        )
+    finally:
+        if pool:
+            model.stop_multi_process_pool(pool)
+    index.save(args.output)
+    n, seconds = index.meta["count"], index.meta["build_seconds"]
+    print(
+        f"indexed {n:,} documents ({config.kind}, dim {index.meta['dim']}) in {seconds:.1f} s ({n / seconds:,.0f} "
+        f"docs/s; encoding {index.meta['encode_seconds']:.1f} s): {args.output}"
+    )
+
+
+def cmd_search(args) -> None:
+    from .retrieval import SearchIndex, load_encoder
+
+    index = SearchIndex.load(args.index)
+    index.set_query_model(load_encoder(args.model or index.meta["query_model"]["reference"], args.trust_remote_code))
+    results = index.search(args.queries, k=args.k)
+    if args.json:
+        print(json.dumps([[vars(hit) for hit in hits] for hits in results], ensure_ascii=False, indent=1))
+        return
+    for query, hits in zip(args.queries, results):
+        print(f"\n{query}")
+        for rank, hit in enumerate(hits, 1):
+            text = (hit.text or "").replace("\n", " ")
+            print(f"{rank:3d}  {hit.score:.4f}  {hit.id}  {text[:100] + ('...' if len(text) > 100 else '')}")
+
+
+def cmd_train_qa(args) -> None:
+    from .qa.train import qa_job
+
+    config = config_from_args(args, QAConfig, args.small)
+    results = qa_job(config, args.output, args.base or _teacher_path(), args.command_line)
+    r = results["reader"]
+    print(
+        f"\nreader on the {results['evaluated_on']} articles ({r['questions']} questions, gold paragraph): "
+        f"exact match {r['exact_match']:.1f}, F1 {r['f1']:.1f}; reasoning type {r['reasoning_accuracy']:.1f} % right "
+        f"on the weak labels (always {r['reasoning_majority_label']!r}: {r['reasoning_majority_accuracy']:.1f} %)"
+    )
+    print(f"reader saved to {args.output}; results: {os.path.join(args.output, 'results.json')}")
+
+
+def cmd_ask(args) -> None:
+    from .qa.documents import document_passages
+    from .qa.pipeline import DocumentQA
+    from .qa.reader import Reader
+    from .retrieval import load_encoder
+
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    passages = document_passages(args.documents, args.passage_sentences, args.overlap)  # fails before loading
+    retriever = load_encoder(args.retriever, args.trust_remote_code)
+    qa = DocumentQA(Reader(args.reader), retriever, args.passage_score).add_passages(passages)
+    answer = qa.ask(args.question, k=args.k)
+    if args.json:
+        print(json.dumps(vars(answer), ensure_ascii=False, indent=1))
+        return
+    marked = f"{answer.passage[: answer.start_char]}[[{answer.text}]]{answer.passage[answer.end_char :]}"
+    print(f"answer: {answer.text}")
+    print(f"score: {answer.score:.3f} ({args.passage_score}); reasoning type: {answer.reasoning} "
+          f"({answer.reasoning_probs[answer.reasoning]:.2f})")  # fmt: skip
+    print(f"passage: {answer.passage_id} (cosine {answer.retrieval_score:.3f}; read {len(answer.retrieved)} of "
+          f"{len(passages)})\n  {marked}")  # fmt: skip
+
+
+def cmd_export(args) -> None:
+    from .deploy import export
+
+    model = _teacher_path() if args.model == "teacher" else args.model
+    try:
+        info = export(model, args.output, args.format, trust_remote_code=args.trust_remote_code)
+    except ImportError as e:  # onnx/onnxruntime missing: a message, not a traceback
+        raise ValueError(str(e)) from e
+    print(f"exported {args.model} ({' + '.join(info['modules'])}, dim {info['dim']}) as {args.format}: {args.output}")
+    figures = [("parity_fp32", "fp32 graph"), ("parity", "int8 graph")] if "parity_fp32" in info else [("parity", "")]
+    for key, label in figures:
+        parity = info[key]
+        print(f"parity with the source model (cosine, {parity['texts']} texts){' ' + label if label else ''}: min "
+              f"{parity['min']:.4f}, mean {parity['mean']:.4f}")  # fmt: skip
+
+
 def cmd_defaults(args) -> None:
     print(markdown_defaults())
 
@@ -401,6 +508,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _trust_arg(p)
     p.set_defaults(func=cmd_mteb)
+
+    p = sub.add_parser("index", help="embed a document collection and save a Faiss index (flat, HNSW, IVF-PQ, binary)")
+    p.add_argument("collection", help="a BEIR folder, .jsonl, .csv/.tsv, or a text file (one document per line)")
+    p.add_argument("--output", required=True, help="the index folder to write (index.faiss, docs.jsonl, index.json)")
+    models = "'teacher', a model folder or Hub id, numpy:FOLDER (a folded student in numpy), or an export folder"
+    p.add_argument("--model", default="teacher", help=f"the document model: {models} (default: teacher)")
+    p.add_argument(
+        "--query-model",
+        help="the model queries will use, if not --model (e.g. documents by the teacher, queries by the student)",
+    )
+    p.add_argument("--text-field", default="text", help="the text field of a .jsonl/.csv collection (+ a title)")
+    p.add_argument("--id-field", help="the id field (default: _id or id, else the line number)")
+    p.add_argument("--limit", type=int, help="index only the first LIMIT documents")
+    p.add_argument("--no-texts", dest="store_texts", action="store_false", help="store ids only, not the texts")
+    p.add_argument("--devices", nargs="+", help="e.g. cuda:0 cuda:1 or cpu cpu: encode with ST's multi-process pool")
+    _trust_arg(p)
+    add_config_options(p, IndexConfig, "index")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search a saved index: ids, scores and texts of the top k documents")
+    p.add_argument("index", help="an index folder written by `st-bertapprox index`")
+    p.add_argument("queries", nargs="+", help="one or more query texts")
+    p.add_argument("--model", help="the query model (default: the one the index records); checked against it")
+    p.add_argument("-k", type=int, default=10, help="hits per query (default: 10)")
+    p.add_argument("--json", action="store_true", help="print the hits as JSON")
+    _trust_arg(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train-qa", help="train the extractive QA reader (span + reasoning heads) on XQuAD-en")
+    p.add_argument("--base", help="BERT checkpoint to start from (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--output", default="runs/qa/reader", help="the reader folder (HF layout) and results.json")
+    p.add_argument("--small", action="store_true", help="the small preset: one epoch on 16 questions (see `defaults`)")
+    add_config_options(p, QAConfig, "reader")
+    p.set_defaults(func=cmd_train_qa)
+
+    p = sub.add_parser("ask", help="answer a question over documents: retrieve passages, read them, best span")
+    p.add_argument("documents", nargs="+", help="text, Markdown (.md) or PDF files")
+    p.add_argument("question")
+    p.add_argument("--reader", required=True, help="a reader trained by train-qa (its --output folder)")
+    p.add_argument(
+        "--retriever",
+        default="teacher",
+        help="the sentence model that embeds passages and questions: 'teacher' (default), a SentenceTransformer "
+        "folder or Hub id (a student), numpy:FOLDER (a folded student in numpy) or an export folder",
+    )
+    p.add_argument("--k", type=int, default=3, help="passages retrieved and read (default: 3)")
+    p.add_argument("--passage-sentences", type=int, default=4, help="sentences per passage (default: 4)")
+    p.add_argument("--overlap", type=int, default=1, help="sentences two neighbouring passages share (default: 1)")
+    p.add_argument("--passage-score", choices=["margin", "span"], default=QAConfig().passage_score,
+                   help="how answers from different passages are ranked (default: %(default)s)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _trust_arg(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("export", help="export a model for serving (ONNX, int8 ONNX, TorchScript), parity-checked")
+    p.add_argument("model", help="a saved model folder or Hub id ('teacher': the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--format", required=True, choices=["onnx", "onnx-int8", "torchscript"])
+    p.add_argument("--output", required=True, help="the export folder (load it with st_bertapprox.deploy.load_export)")
+    _trust_arg(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("defaults", help="print every option's default and --small preset as a markdown table")
     p.set_defaults(func=cmd_defaults)

@@ -310,7 +310,9 @@ def _show(value: Any) -> str:
 
 def markdown_defaults(configs: tuple[type, ...] | None = None) -> str:
     """The defaults of every config as a markdown table (flag, default, ``--small`` preset, meaning) for the README."""
-    configs = configs or (CorpusConfig, VocabConfig, StudentConfig, DistillConfig, FinetuneConfig, TinyConfig)
+    configs = configs or (
+        CorpusConfig, VocabConfig, StudentConfig, DistillConfig, FinetuneConfig, TinyConfig, QAConfig, IndexConfig
+    )  # fmt: skip
     lines = ["| config | option | default | `--small` | meaning |", "|---|---|---|---|---|"]
     for cls in configs:
         small = cls.small() if hasattr(cls, "small") else None
@@ -449,3 +451,99 @@ class ContrastiveConfig(_Recipe):
     def small(cls) -> ContrastiveConfig:
         """The ``--small`` preset: training texts truncated to 64 word pieces (most AG News texts fit)."""
         return cls(max_seq_length=64)
+
+
+@dataclass
+class IndexConfig(_Validated):
+    """A Faiss index over a document collection (``st_bertapprox.retrieval``): its kind and parameters."""
+
+    kind: Literal["flat", "hnsw", "ivfpq", "binary"] = _field(
+        "flat",
+        "flat: exact inner product on unit vectors; hnsw: graph, approximate, in memory; ivfpq: inverted lists of "
+        "product-quantised codes (approximate, dim/pq_m times smaller); binary: 1 bit per dimension, exact Hamming "
+        "search, then float rescoring",
+    )
+    hnsw_m: int = _field(32, "HNSW: links per node (more: better recall, bigger index)")
+    ef_construction: int = _field(200, "HNSW: candidate list while building")
+    ef_search: int = _field(128, "HNSW: candidate list while searching (more: better recall, slower)")
+    nlist: int | None = _field(None, "IVF-PQ: inverted lists (default: 4 sqrt(training vectors))")
+    nprobe: int = _field(16, "IVF-PQ: lists visited per query")
+    pq_m: int | None = _field(None, "IVF-PQ: sub-quantizers (bytes per vector); must divide the dim (default dim/8)")
+    pq_bits: int = _field(8, "IVF-PQ: bits per sub-quantizer code")
+    train_size: int = _field(65_536, "IVF-PQ: the first this many vectors train the quantizers")
+    rescore_multiplier: int = _field(4, "binary: candidates per wanted hit, rescored with float queries")
+    batch_size: int = _field(64, "encoding batch size")
+    chunk_size: int = _field(16_384, "texts encoded and added at a time (bounds the memory for vectors)")
+
+    def __post_init__(self) -> None:
+        self._require(self.kind in ("flat", "hnsw", "ivfpq", "binary"), "kind", "flat, hnsw, ivfpq or binary")
+        for name in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "rescore_multiplier", "batch_size"):
+            self._require_int(name, 1)
+        self._require_int("chunk_size", 1)
+        self._require_int("train_size", 1)
+        self._require(isinstance(self.pq_bits, int) and 1 <= self.pq_bits <= 16, "pq_bits", "an integer in 1..16")
+        for name in ("nlist", "pq_m"):
+            if getattr(self, name) is not None:
+                self._require_int(name, 1)
+
+
+@dataclass
+class QAConfig(_Recipe):
+    """The extractive QA reader (``st_bertapprox.qa``): XQuAD-en split by article, span and reasoning-type heads."""
+
+    eval_articles: int = _field(12, "whole articles held out for evaluation (of XQuAD-en's 48; seeded)")
+    dev_articles: int = _field(0, "training articles set aside as a dev split, for tuning only (0: none)")
+    split_seed: int = _field(42, "seed of the article split")
+    max_length: int = _field(384, "word pieces per window: [CLS] question [SEP] context [SEP]")
+    doc_stride: int = _field(128, "word pieces two consecutive windows of a long context share")
+    max_query_length: int = _field(64, "questions are cut to this many word pieces")
+    max_answer_length: int = _field(30, "longest answer considered when decoding, in word pieces")
+    negatives: int = _field(
+        1,
+        "per training question, this many other paragraphs of its article as 'no answer here' examples (answer at "
+        "[CLS]), so reader scores compare across retrieved passages",
+    )
+    passage_score: Literal["margin", "span"] = _field(
+        "margin",
+        "how answers from different passages are ranked: margin (span score minus the passage's [CLS] 'no answer' "
+        "score) or span (start + end logit)",
+    )
+    reasoning_loss_weight: float = _field(0.5, "weight of the reasoning-type cross-entropy next to the span loss")
+    reasoning_pooling: Literal["cls", "question_mean"] = _field(
+        "cls", "what the reasoning head's pooler reads: the [CLS] vector, or the mean over [CLS] question [SEP]"
+    )
+    epochs: int = _field(3, "training epochs")
+    batch_size: int = _field(16, "training batch size (windows)")
+    learning_rate: float = _field(5e-5, "peak learning rate of the encoder (warm-up, then linear decay)")
+    # the freshly initialised heads learn faster than the pretrained encoder (as FinetuneConfig.mlp_learning_rate)
+    head_learning_rate: float = _field(1e-3, "peak learning rate of the span and reasoning heads")
+    weight_decay: float = _field(0.01, "AdamW weight decay")
+    warmup_ratio: float = _field(0.1, "fraction of the steps spent warming the learning rate up")
+    seed: int = _field(42, "seed of the heads' initialisation, the negatives and the data order")
+    max_train_questions: int | None = _field(None, "train on the first this many training questions (quick runs)")
+    max_eval_questions: int | None = _field(None, "evaluate on the first this many questions (quick runs)")
+
+    def __post_init__(self) -> None:
+        self._check_recipe()
+        self._require_int("eval_articles", 1)
+        self._require_int("dev_articles", 0)
+        self._require_int("split_seed", 0)
+        self._require_int("max_query_length", 1)
+        self._require_int("max_answer_length", 1)
+        self._require_int("negatives", 0)
+        self._require_int("max_length", self.max_query_length + 8)
+        room = self.max_length - self.max_query_length - 3
+        self._require(isinstance(self.doc_stride, int) and 0 <= self.doc_stride < room, "doc_stride",
+                      f"an integer in [0, max_length - max_query_length - 3 = {room})")  # fmt: skip
+        self._require(self.passage_score in ("margin", "span"), "passage_score", "'margin' or 'span'")
+        self._require(self.reasoning_loss_weight >= 0, "reasoning_loss_weight", ">= 0")
+        self._require(self.head_learning_rate > 0, "head_learning_rate", "> 0")
+        self._require(self.reasoning_pooling in ("cls", "question_mean"), "reasoning_pooling", "cls or question_mean")
+        for name in ("max_train_questions", "max_eval_questions"):
+            if getattr(self, name) is not None:
+                self._require_int(name, 1)
+
+    @classmethod
+    def small(cls) -> QAConfig:
+        """The ``--small`` preset: one epoch on 16 questions, 16 evaluated, 256-piece windows (a smoke run)."""
+        return cls(epochs=1, max_train_questions=16, max_eval_questions=16, max_length=256, doc_stride=64)

@@ -3,7 +3,8 @@
 * :func:`load_corpus`: the (mining, training, held-out) texts of a distillation, from a :class:`CorpusConfig`;
 * :func:`load_beir`: a BEIR-layout retrieval set (the MTEB SciFact task and the retrieval bench read through it);
 * :func:`load_stsb`, :func:`load_sentences`: STS-B pairs, text files with one text per line;
-* :func:`load_agnews`, :func:`load_bbc`: topic-labelled news (AG News test, BBC News) for clustering.
+* :func:`load_agnews`, :func:`load_bbc`: topic-labelled news (AG News test, BBC News) for clustering;
+* :func:`load_xquad`: XQuAD-en, extractive QA in the SQuAD v1.1 JSON format (``st_bertapprox.qa``).
 
 The shared data folder is ``$ST_BERTAPPROX_DATA`` if set, else ``../shared/data`` next to the project checkout
 (or next to the current directory). Every loader reads local files first; STS-B falls back to the Hub dataset
@@ -34,6 +35,7 @@ __all__ = [
     "load_corpus",
     "load_sentences",
     "load_stsb",
+    "load_xquad",
 ]
 
 
@@ -331,3 +333,27 @@ def load_bbc() -> tuple[list[str], list[str]]:
                 texts.append(f"{article['title'].strip()} {article['text'].strip()}")
                 labels.append(article["label"])
     return texts, labels
+
+
+def load_xquad() -> list[dict[str, Any]]:
+    """XQuAD-en (``<data>/xquad-en/xquad.en.json``): the ``data`` list of the SQuAD v1.1 JSON, 48 articles of 5
+    paragraphs, 1,190 questions with one answer each: ``[{"title", "paragraphs": [{"context", "qas": [{"id",
+    "question", "answers": [{"text", "answer_start"}]}]}]}]``.
+
+    Raises:
+        FileNotFoundError: the dataset is missing.
+        ValueError: the file is not SQuAD v1.1 JSON, or an answer is not at its ``answer_start`` in its context.
+    """
+    path = dataset_path("xquad-en") / "xquad.en.json"
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f).get("data")
+    if not isinstance(articles, list) or not articles:
+        raise ValueError(f"{path} is not SQuAD v1.1 JSON (a non-empty 'data' list of articles)")
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    start, text = answer["answer_start"], answer["text"]
+                    if paragraph["context"][start : start + len(text)] != text:
+                        raise ValueError(f"{path}: question {qa['id']}: {text!r} is not at character {start}")
+    return articles

@@ -441,3 +441,31 @@ def test_bench_analysis_small_and_its_commands(tmp_path):
     assert "| fine-tuned, mnrl |" in proc.stdout and "mnrl: 64 training texts" in proc.stdout
     reloaded = SentenceTransformer(str(tmp_path / "ft" / "mnrl"))  # built-in modules: no trust_remote_code
     assert reloaded.encode(["a test"]).shape == (1, 384)
+
+
+def test_bench_retrieval_small(small_run, env, tmp_path):
+    """bench/retrieval.py --small: every row (torch, NumpyStudent, ONNX, int8, asymmetric) and every column, the
+    scale and cache tables; exports agree with their source on SciFact (fp32: the same nDCG@10)."""
+    proc = bench(
+        "retrieval.py", "--small", "--student", str(small_run[0]), "--results", str(tmp_path), "--out", str(tmp_path)
+    )
+    results = json.loads((tmp_path / "retrieval.json").read_text())
+    md = (tmp_path / "retrieval.md").read_text()
+    assert md.splitlines()[0].startswith("`python bench/retrieval.py --small") and "Wall time of the whole run" in md
+    rows = results["rows"]
+    names = ["teacher", "scratch BERT", "student", "student, NumpyStudent"]
+    names += [f"{m}, {f}" for m in ("teacher", "scratch BERT", "student") for f in ("onnx", "onnx-int8")]
+    assert list(rows) == [*names, "asymmetric: teacher docs, NumpyStudent queries"]
+    for name, row in rows.items():
+        assert f"| {name} |" in proc.stdout
+        assert all(math.isfinite(v) for v in row.values()), (name, row)
+        assert 0 <= row["flat_ndcg10"] <= 1 and 0 <= row["hnsw_agreement10"] <= 1 and row["p95_ms"] >= row["p50_ms"]
+    for name in ("teacher", "scratch BERT", "student"):
+        assert rows[f"{name}, onnx"]["flat_ndcg10"] == pytest.approx(rows[name]["flat_ndcg10"], abs=1e-3)
+        assert rows[f"{name}, onnx"]["cos_min"] > 0.999 and abs(rows[f"{name}, onnx"]["stsb_drop"]) < 1e-4
+        assert rows[f"{name}, onnx-int8"]["stsb_drop"] <= 0.02 and rows[f"{name}, onnx-int8"]["cos_mean"] > 0.98
+    assert rows["scratch BERT"]["flat_ndcg10"] == pytest.approx(rows["teacher"]["flat_ndcg10"], abs=1e-4)
+    assert rows["teacher"]["flat_ndcg10"] > 0.5  # a few relevant documents among 30: the teacher finds them
+    scale = results["scale"]
+    assert scale["flat"]["recall10_vs_exact"] == 1.0 and scale["ivfpq"]["index_mb"] < scale["flat"]["index_mb"]
+    assert 0 < results["cache"]["NumpyStudent"]["hit_rate"] < 1

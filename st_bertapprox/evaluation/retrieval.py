@@ -18,6 +18,17 @@ def ndcg_at_k(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]], k:
     return float(np.mean(scores))
 
 
+def recall_at_k(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]], k: int = 100) -> float:
+    """Mean Recall@k over the queries of ``qrels``: the share of a query's relevant documents (score > 0) in its
+    top k (BEIR / MTEB)."""
+    scores = []
+    for qid, rels in qrels.items():
+        relevant = {doc for doc, rel in rels.items() if rel > 0}
+        if relevant:
+            scores.append(len(relevant & set(ranked.get(qid, [])[:k])) / len(relevant))
+    return float(np.mean(scores))
+
+
 def search(query_emb: np.ndarray, doc_emb: np.ndarray, k: int = 10) -> np.ndarray:
     """Indices (Q, k) of the top-k documents by cosine, exact, with a Faiss ``IndexFlatIP``."""
     try:

@@ -1,0 +1,330 @@
+"""Retrieval and serving: quality next to index and query speed, for every model kind and runtime, in one run.
+
+Rows: the teacher (all-MiniLM-L6-v2 through SentenceTransformer), the scratch BERT (``BertTransformer`` + mean
+pooling, same weights), the student of ``--student`` (a ``st-bertapprox distill`` run folder: its folded student,
+through SentenceTransformer and as ``NumpyStudent``), their ONNX and ONNX-int8 exports (``st_bertapprox.deploy``),
+and the asymmetric setup (documents by the teacher, queries by the student). Every row builds its indexes with
+``st_bertapprox.retrieval.SearchIndex`` (the code behind ``st-bertapprox index``) over SciFact's corpus and searches
+SciFact's test queries with the row's model:
+
+* nDCG@10 and Recall@100, exact (``flat``) and HNSW, and HNSW's recall@10 against exact search (the share of the
+  exact top 10 that HNSW returns);
+* index build time and documents/s (encoding included), query latency p50/p95 at batch 1 and queries/s at batch 32
+  (encoding + search), index and model size.
+
+Then indexing at scale on the Wikipedia sentences (``--wiki`` of them): the student on all of them (flat, HNSW and
+IVF-PQ: build time, size, IVF-PQ's recall@10 against exact), the teacher on a sample (``--teacher-sample``), its time
+for all of them extrapolated and labelled so; the teacher's sample again through sentence-transformers' multi-process
+pool (two CPU processes: the same code path as ``st-bertapprox index --devices``), which must return the same ids.
+Last, the embedding cache (``retrieval.CachedEncoder``) on a Zipfian stream of queries with repeats.
+
+    python bench/retrieval.py --student runs/student            # writes bench/results/retrieval.{md,json}
+    python bench/retrieval.py --student runs/small --small      # smoke run (CI): a few hundred texts
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import Report, bench_parser, folder_mb, markdown_table, set_threads
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+from student import scifact_subset, spearman
+
+from st_bertapprox import BertTransformer
+from st_bertapprox.config import IndexConfig
+from st_bertapprox.data import load_sentences, load_stsb, teacher_path
+from st_bertapprox.deploy import export, load_export
+from st_bertapprox.evaluation.retrieval import ndcg_at_k, recall_at_k
+from st_bertapprox.numpy_student import NumpyStudent
+from st_bertapprox.retrieval import CachedEncoder, SearchIndex, encode_unit
+
+FULL = dict(
+    stsb_pairs=None, queries=None, docs=None, latency_queries=100, wiki=None, teacher_sample=10_000, stream=20_000
+)
+SMALL = dict(stsb_pairs=100, queries=12, docs=30, latency_queries=6, wiki=1_000, teacher_sample=64, stream=500)
+EXPORTS = ("onnx", "onnx-int8")
+
+
+@dataclass
+class Row:
+    name: str
+    model: Any  # anything SearchIndex encodes with
+    path: str  # what "model size" measures
+    query_model: Any = None  # asymmetric rows: the query model (``model`` embeds the documents)
+    source: str | None = None  # exports: the name of the row they were exported from
+    metrics: dict = field(default_factory=dict)
+
+
+def ranked_ids(index: SearchIndex, queries: list[str], k: int) -> list[list[str]]:
+    return [[hit.id for hit in hits] for hits in index.search(queries, k=k)]
+
+
+def evaluate(row: Row, corpus: dict, query_texts: list[str], query_ids: list[str], qrels: dict, sizes: dict) -> None:
+    """Every SciFact column of ``row`` (writes ``row.metrics``)."""
+    ids, docs, m = list(corpus), list(corpus.values()), row.metrics
+    cached = row.model if isinstance(row.model, CachedEncoder) else CachedEncoder(row.model, max_size=len(docs))
+    with tempfile.TemporaryDirectory() as tmp:
+        built = {}
+        for kind in ("flat", "hnsw"):  # the flat build encodes the documents (timed), HNSW reuses them from the cache
+            t0 = time.perf_counter()
+            query_model = row.query_model or (row.model.model if isinstance(row.model, CachedEncoder) else row.model)
+            index = SearchIndex.build(cached, docs, ids, config=IndexConfig(kind=kind), query_model=query_model)
+            m[f"{kind}_build_s"] = time.perf_counter() - t0
+            index.save(Path(tmp) / kind)
+            m[f"{kind}_mb"] = folder_mb(Path(tmp) / kind / "index.faiss")
+            built[kind] = index
+    m["docs_per_s"] = len(docs) / m["flat_build_s"]
+    for kind, index in built.items():
+        ranked = ranked_ids(index, query_texts, 100)
+        run = dict(zip(query_ids, ranked))
+        m[f"{kind}_ndcg10"], m[f"{kind}_recall100"] = ndcg_at_k(run, qrels, 10), recall_at_k(run, qrels, 100)
+        m[f"{kind}_top10"] = [r[:10] for r in ranked]
+    m["hnsw_agreement10"] = float(
+        np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(m.pop("flat_top10"), m.pop("hnsw_top10")) if a])
+    )
+    index = built["flat"]
+    latency = []
+    for query in query_texts[: sizes["latency_queries"]] * (2 if len(query_texts) < 50 else 1):
+        t0 = time.perf_counter()
+        index.search([query], k=10)
+        latency.append(time.perf_counter() - t0)
+    m["p50_ms"], m["p95_ms"] = 1e3 * statistics.median(latency), 1e3 * float(np.percentile(latency, 95))
+    t0 = time.perf_counter()
+    for start in range(0, len(query_texts), 32):
+        index.search(query_texts[start : start + 32], k=10, batch_size=32)
+    m["qps32"] = len(query_texts) / (time.perf_counter() - t0)
+    m["model_mb"] = folder_mb(row.path)
+
+
+def stsb_columns(rows: list[Row], pairs: int | None) -> None:
+    """STS-B dev Spearman of every row's model (the asymmetric row excepted: its queries are the NumpyStudent
+    row's); an export's drop from its source and per-sentence cosine to it (min, mean) over the dev sentences."""
+    dev = load_stsb("dev")
+    dev = dev.select(range(pairs or len(dev)))
+    s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
+    texts = list(dict.fromkeys(s1 + s2))
+    pos = {t: i for i, t in enumerate(texts)}
+    emb = {}
+    for row in rows:
+        if row.query_model is not None:
+            continue
+        model = row.model.model if isinstance(row.model, CachedEncoder) else row.model
+        emb[row.name] = e = encode_unit(model, texts, batch_size=32)
+        row.metrics["stsb"] = spearman(e[[pos[t] for t in s1]], e[[pos[t] for t in s2]], gold)
+        if row.source:
+            cos = (e * emb[row.source]).sum(1)
+            nonzero = np.linalg.norm(emb[row.source], axis=1) > 0
+            row.metrics["stsb_drop"] = rows_by_name(rows)[row.source].metrics["stsb"] - row.metrics["stsb"]
+            row.metrics["cos_min"], row.metrics["cos_mean"] = float(cos[nonzero].min()), float(cos[nonzero].mean())
+
+
+def rows_by_name(rows: list[Row]) -> dict[str, Row]:
+    return {row.name: row for row in rows}
+
+
+def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with_pool: bool) -> dict:
+    """Indexing the Wikipedia sentences: the student on all, the teacher on a sample (+ ST's multi-process pool)."""
+    sentences = load_sentences(limit=sizes["wiki"])
+    ids = [str(i) for i in range(len(sentences))]
+    queries = sentences[:: max(1, len(sentences) // 200)][:200]
+    out: dict[str, Any] = {"sentences": len(sentences)}
+    exact = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("flat", "hnsw", "ivfpq"):
+            t0 = time.perf_counter()
+            index = SearchIndex.build(student, sentences, ids, config=IndexConfig(kind=kind), store_texts=False)
+            seconds = time.perf_counter() - t0
+            index.save(Path(tmp) / kind)
+            top = ranked_ids(index, queries, 10)
+            exact = exact or top
+            agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, exact)]))
+            out[kind] = {
+                "seconds": seconds,
+                "encode_seconds": index.meta["encode_seconds"],
+                "docs_per_s": len(sentences) / seconds,
+                "index_mb": folder_mb(Path(tmp) / kind / "index.faiss"),
+                "bytes_per_vector": folder_mb(Path(tmp) / kind / "index.faiss") * 2**20 / len(sentences),
+                "recall10_vs_exact": agreement,
+            }
+    sample = sentences[: sizes["teacher_sample"]]
+    t0 = time.perf_counter()
+    single = SearchIndex.build(teacher, sample, ids[: len(sample)], store_texts=False)
+    seconds = time.perf_counter() - t0
+    out["teacher_sample"] = {
+        "sentences": len(sample),
+        "seconds": seconds,
+        "docs_per_s": len(sample) / seconds,
+        "extrapolated_all_s": seconds * len(sentences) / len(sample),
+    }
+    if not with_pool:
+        return out
+    pool = teacher.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        t0 = time.perf_counter()
+        pooled = SearchIndex.build(
+            teacher, sample, ids[: len(sample)], store_texts=False, encode_kwargs={"pool": pool}
+        )
+        out["teacher_pool"] = {"processes": 2, "seconds": time.perf_counter() - t0}
+    finally:
+        teacher.stop_multi_process_pool(pool)
+    probe = sample[:: max(1, len(sample) // 50)][:50]
+    same = ranked_ids(single, probe, 10) == ranked_ids(pooled, probe, 10)
+    out["teacher_pool"]["same_ids"] = same
+    return out
+
+
+def cache_stream(models: dict[str, Any], pool: list[str], n: int, seed: int = 0) -> dict:
+    """Queries/s with and without ``CachedEncoder`` on a Zipfian (s = 1.1) stream of ``n`` queries over ``pool``."""
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, len(pool) + 1)
+    p = ranks**-1.1 / (ranks**-1.1).sum()
+    stream = [pool[i] for i in rng.choice(len(pool), size=n, p=p)]
+    out = {"stream": n, "unique": len(set(stream)), "pool": len(pool)}
+    for name, model in models.items():
+        cached = CachedEncoder(model, max_size=10_000)
+        timings = {}
+        for label, encoder in (("plain", model), ("cached", cached)):
+            t0 = time.perf_counter()
+            for start in range(0, n, 32):
+                encoder.encode(stream[start : start + 32], batch_size=32)
+            timings[label] = n / (time.perf_counter() - t0)
+        out[name] = {**timings, "hit_rate": cached.hits / (cached.hits + cached.misses)}
+    return out
+
+
+def main() -> None:
+    start = time.perf_counter()
+    parser = bench_parser(__doc__.splitlines()[0])
+    parser.add_argument("--student", default="runs/student", help="a `st-bertapprox distill` run folder")
+    parser.add_argument("--out", default="runs/bench-retrieval", help="where the exports are written")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    sizes = SMALL if args.small else FULL
+    out = Path(args.out)
+    run = Path(args.student)
+    student_dir = run / "student-folded" if (run / "student-folded").is_dir() else run / "student"
+
+    teacher = SentenceTransformer(teacher_path(), device="cpu")
+    scratch = SentenceTransformer(
+        modules=[BertTransformer(teacher_path()), Pooling(384, "mean"), Normalize()], device="cpu"
+    )
+    student = SentenceTransformer(str(student_dir), trust_remote_code=True, device="cpu")
+    fast = NumpyStudent.from_model(student)
+    teacher_docs = CachedEncoder(teacher, max_size=10**6)  # the asymmetric row reuses the teacher's documents
+    rows = [
+        Row("teacher", teacher_docs, teacher_path()),
+        Row("scratch BERT", scratch, teacher_path()),
+        Row("student", student, str(student_dir)),
+        Row("student, NumpyStudent", fast, str(student_dir)),
+    ]
+    for name, model in (("teacher", teacher), ("scratch BERT", scratch), ("student", student)):
+        for fmt in EXPORTS:
+            folder = out / f"{name.replace(' ', '-')}-{fmt}"
+            t0 = time.perf_counter()
+            export(model, folder, fmt)
+            print(f"exported {name} as {fmt} in {time.perf_counter() - t0:.0f} s", flush=True)
+            rows.append(Row(f"{name}, {fmt}", load_export(folder), str(folder), source=name))
+    rows.append(Row("asymmetric: teacher docs, NumpyStudent queries", teacher_docs, teacher_path(), query_model=fast))
+
+    stsb_columns(rows, sizes["stsb_pairs"])
+    corpus, queries, query_ids, qrels = scifact_subset(sizes)
+    query_texts = [queries[q] for q in query_ids]
+    for row in rows:
+        t0 = time.perf_counter()
+        evaluate(row, corpus, query_texts, query_ids, qrels, sizes)
+        print(f"{row.name}: {time.perf_counter() - t0:.0f} s, nDCG@10 {row.metrics['flat_ndcg10']:.4f}", flush=True)
+    at_scale = scale(fast, teacher, sizes, with_pool=not args.small)
+    stream_pool = list(dict.fromkeys(query_texts + load_sentences(limit=2000)))
+    cache = cache_stream({"teacher": teacher, "NumpyStudent": fast}, stream_pool, sizes["stream"])
+
+    rep = Report("retrieval", args)
+    ref = rows[0].metrics
+    header = [
+        "model", "STS-B dev", "drop vs source", "cos to source min / mean", "nDCG@10", "R@100", "HNSW nDCG@10",
+        "HNSW R@100", "HNSW agree@10", "build s", "docs/s",
+        "p50 ms (b=1)", "p95 ms", "q/s (b=32)", "q/s ratio", "flat MB", "HNSW MB", "model MB",
+    ]  # fmt: skip
+    table = [
+        [
+            r.name,
+            f"{r.metrics['stsb']:.4f}" if "stsb" in r.metrics else "",
+            f"{r.metrics['stsb_drop']:.4f}" if "stsb_drop" in r.metrics else "",
+            f"{r.metrics['cos_min']:.4f} / {r.metrics['cos_mean']:.4f}" if "cos_min" in r.metrics else "",
+            f"{r.metrics['flat_ndcg10']:.4f}",
+            f"{r.metrics['flat_recall100']:.4f}",
+            f"{r.metrics['hnsw_ndcg10']:.4f}",
+            f"{r.metrics['hnsw_recall100']:.4f}",
+            f"{r.metrics['hnsw_agreement10']:.3f}",
+            *(
+                ["teacher's", "teacher's"]  # its documents are the teacher row's (from the cache)
+                if r.query_model is not None
+                else [f"{r.metrics['flat_build_s']:.1f}", f"{r.metrics['docs_per_s']:,.0f}"]
+            ),
+            f"{r.metrics['p50_ms']:.2f}",
+            f"{r.metrics['p95_ms']:.2f}",
+            f"{r.metrics['qps32']:,.0f}",
+            f"{r.metrics['qps32'] / ref['qps32']:.1f}x",
+            f"{r.metrics['flat_mb']:.1f}",
+            f"{r.metrics['hnsw_mb']:.1f}",
+            f"{r.metrics['model_mb']:.1f}",
+        ]
+        for r in rows
+    ]
+    ts = at_scale["teacher_sample"]
+    scaled = [
+        [f"student (NumpyStudent), {kind}", f"{s['seconds']:.1f}", f"{s['docs_per_s']:,.0f}", f"{s['index_mb']:.1f}",
+         f"{s['bytes_per_vector']:.0f}", f"{s['recall10_vs_exact']:.3f}"]
+        for kind, s in ((k, at_scale[k]) for k in ("flat", "hnsw", "ivfpq"))
+    ] + [
+        [f"teacher, flat, {ts['sentences']:,}-sentence sample", f"{ts['seconds']:.1f}", f"{ts['docs_per_s']:,.0f}",
+         "", "", ""],
+        [f"teacher, flat, all {at_scale['sentences']:,} (extrapolated from the sample)",
+         f"{ts['extrapolated_all_s']:,.0f}", f"{ts['docs_per_s']:,.0f}", "", "", ""],
+    ]  # fmt: skip
+    if "teacher_pool" in at_scale:  # full runs only
+        pool_run = at_scale["teacher_pool"]
+        scaled.append(
+            [f"teacher, flat, sample, ST multi-process pool ({pool_run['processes']} CPU processes; same ids: "
+             f"{'yes' if pool_run['same_ids'] else 'NO'})", f"{pool_run['seconds']:.1f}",
+             f"{ts['sentences'] / pool_run['seconds']:,.0f}", "", "", ""]
+        )  # fmt: skip
+    cache_rows = [
+        [name, f"{c['plain']:,.0f}", f"{c['cached']:,.0f}", f"{c['cached'] / c['plain']:.1f}x", f"{c['hit_rate']:.2f}"]
+        for name, c in ((n, cache[n]) for n in ("teacher", "NumpyStudent"))
+    ]
+    wall = time.perf_counter() - start
+    rep.print(
+        f"STS-B dev: {len(load_stsb('dev').select(range(sizes['stsb_pairs'] or 1500)))} pairs (Spearman of cosines; "
+        "an export's drop from its source model and its per-sentence cosine to it over the dev sentences). "
+        f"SciFact test: {len(query_ids)} queries, {len(corpus):,} documents; CPU threads: {args.threads}; student: "
+        f'{student_dir}. HNSW: M 32, efConstruction 200, efSearch 128; "agree@10": share of the exact top 10 that '
+        "HNSW returns. Build: encoding + adding, exact index. Latency: encode + search of one query, "
+        f"{len(query_texts[: sizes['latency_queries']])} queries; q/s: all queries in batches of 32, encode + search; "
+        "ratio to the teacher. ONNX rows run on onnxruntime (CPU).",
+        "",
+        *markdown_table(header, table),
+        "",
+        f"Indexing {at_scale['sentences']:,} Wikipedia sentences (IVF-PQ: {IndexConfig().pq_bits}-bit codes, "
+        "dim/8 sub-quantizers, 4 sqrt(n) lists, nprobe 16; recall@10 of 200 sentence queries against exact):",
+        "",
+        *markdown_table(["indexing", "seconds", "docs/s", "index MB", "bytes/vector", "recall@10 vs exact"], scaled),
+        "",
+        f"Embedding cache (CachedEncoder, 10,000 entries), a Zipfian stream (s = 1.1) of {cache['stream']:,} queries "
+        f"over {cache['pool']:,} distinct texts ({cache['unique']:,} of them occur), batches of 32:",
+        "",
+        *markdown_table(["model", "q/s plain", "q/s cached", "speed-up", "hit rate"], cache_rows),
+        "",
+        f"Wall time of the whole run: {wall:.0f} s.",
+    )
+    rep.save({"rows": {r.name: r.metrics for r in rows}, "scale": at_scale, "cache": cache, "wall_s": wall})
+
+
+if __name__ == "__main__":
+    main()
