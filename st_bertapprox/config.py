@@ -509,12 +509,16 @@ class QAConfig(_Recipe):
         "score) or span (start + end logit)",
     )
     reasoning_loss_weight: float = _field(0.5, "weight of the reasoning-type cross-entropy next to the span loss")
+    # dev (6 of the training articles, 164 questions): with "cls" the head stayed at the majority label (75.0 %),
+    # with "question_mean" 93.3 %, span F1 38.9 vs 38.4; MiniLM's [CLS] was never trained (ST mean pooling)
     reasoning_pooling: Literal["cls", "question_mean"] = _field(
-        "cls", "what the reasoning head's pooler reads: the [CLS] vector, or the mean over [CLS] question [SEP]"
+        "question_mean",
+        "what the reasoning head's pooler reads: the mean over [CLS] question [SEP], or the [CLS] vector",
     )
-    epochs: int = _field(3, "training epochs")
+    # dev: 5e-5 for 3 epochs (heads at the same rate) gave F1 16.5; 1e-4, heads 1e-3, 4 epochs 38.9 (still rising)
+    epochs: int = _field(4, "training epochs")
     batch_size: int = _field(16, "training batch size (windows)")
-    learning_rate: float = _field(5e-5, "peak learning rate of the encoder (warm-up, then linear decay)")
+    learning_rate: float = _field(1e-4, "peak learning rate of the encoder (warm-up, then linear decay)")
     # the freshly initialised heads learn faster than the pretrained encoder (as FinetuneConfig.mlp_learning_rate)
     head_learning_rate: float = _field(1e-3, "peak learning rate of the span and reasoning heads")
     weight_decay: float = _field(0.01, "AdamW weight decay")

@@ -439,6 +439,8 @@ def test_train_reader_with_trainer_fits_a_few_examples(tmp_path, tokenizer):
     model, tok, facts = train_reader(examples, config, str(tmp_path / "reader"), str(base))
     assert facts["features"] == 4 and facts["features_without_answer"] == 2  # one negative per question
     assert facts["steps"] == 15 and facts["log"][-1]["loss"] < facts["log"][0]["loss"] / 2
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (tmp_path / "reader").iterdir()}
+    assert not (tmp_path / "reader" / "checkpoints").exists()
     reader = Reader(tmp_path / "reader", max_length=128, doc_stride=32)
     got = reader.read(["Who won?"], [CONTEXT])[0]
     assert got.text == "Denver Broncos" and got.reasoning == "factual"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
+import tempfile
 import time
 from typing import Any
 
@@ -122,8 +124,9 @@ def train_reader(
     train = with_negatives(examples, config.negatives, config.seed)
     features = build_features(tokenizer, train, config)
     dataset = Dataset.from_dict(features.model_columns())
+    scratch = tempfile.mkdtemp(prefix="qa-trainer-")
     args = TrainingArguments(
-        output_dir=output_dir + "/checkpoints",
+        output_dir=scratch,  # nothing is saved there (save_strategy="no"); the reader goes to output_dir
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
@@ -140,19 +143,20 @@ def train_reader(
         label_names=["start_positions", "end_positions", "reasoning_labels"],
         train_sampling_strategy="group_by_length",  # similar lengths in a batch: dynamic padding pads little
     )
-    # the pooler feeds only the reasoning head: it learns at the heads' rate (MiniLM's pooled [CLS] carries little)
-    head_modules = (model.qa_outputs, model.reasoning_classifier, model.bert.pooler)
-    heads = {id(p) for module in head_modules for p in module.parameters()}
-    encoder = [p for p in model.parameters() if id(p) not in heads]
-    groups = [{"params": encoder, "lr": config.learning_rate}]
-    groups.append({"params": [p for p in model.parameters() if id(p) in heads], "lr": config.head_learning_rate})
+    # the pooler feeds only the reasoning head, so it learns at the heads' rate
+    heads = [*model.qa_outputs.parameters(), *model.reasoning_classifier.parameters(), *model.bert.pooler.parameters()]
+    encoder = [p for p in model.parameters() if all(p is not h for h in heads)]
+    groups = [{"params": encoder, "lr": config.learning_rate}, {"params": heads, "lr": config.head_learning_rate}]
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)  # the scheduler scales both groups
     collator = DataCollatorWithPadding(tokenizer)
     trainer = Trainer(
         model, args, train_dataset=dataset, data_collator=collator, optimizers=(optimizer, None), callbacks=callbacks
     )
     t0 = time.perf_counter()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     seconds = time.perf_counter() - t0
     model.save_pretrained(output_dir, tokenizer)
     facts = {
