@@ -19,14 +19,6 @@ from st_bertapprox.data import dataset_path, load_stsb, teacher_path
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, pyproject's addopts), the tests that share the small main job's
-    run (the module fixture ``small_run`` of test_scripts.py) go to one worker, so the job runs once."""
-    for item in items:
-        if "small_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("small_run"))
-
-
 def require_dataset(name: str):
     try:
         return dataset_path(name)

@@ -20,8 +20,6 @@ from st_bertapprox.data import load_beir
 from st_bertapprox.evaluation.retrieval import ndcg_at_k, recall_at_k
 from st_bertapprox.retrieval import CachedEncoder, SearchIndex, read_collection
 
-pytestmark = pytest.mark.xdist_group("retrieval")  # one worker: the module's cached teacher embeddings, once
-
 QUERIES = ["vitamin D and bone health", "tumour suppressor genes in cancer", "antibiotic resistance in bacteria"]
 
 
