@@ -10,13 +10,28 @@ import copy
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any HF import: tests never reach the real Hub
+# pytest-xdist workers (pyproject: -n 2) share the cores: each worker, and every command it runs in a subprocess (the
+# CLI, bench scripts: tests/script_helpers.py), gets its share of threads. Two workers of two OpenMP threads each on
+# two cores spin against each other and run far slower than one thread each.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # set by xdist in a worker, before conftest is imported
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ["MKL_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
 
 import pytest
 import torch
 
 from st_bertapprox.data import dataset_path, load_stsb, teacher_path
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))))
+
+# The longest files first: xdist (--dist loadfile --no-loadscope-reorder) hands files to workers in this order, so no
+# worker is left with a long file at the end. Measured per-file times in CI decide the order; the rest follow.
+LONGEST_FIRST = ("test_scripts.py", "test_commands.py", "test_tiny.py", "test_mteb.py", "test_hub.py", "test_qa.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its own order
 
 
 def require_dataset(name: str):
@@ -26,6 +41,14 @@ def require_dataset(name: str):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and a dataset is missing: {e}")
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    """The environment of a README command run in a subprocess, with a fresh teacher cache for this module (CI
+    starts from an empty one too)."""
+    cache = tmp_path_factory.mktemp("teacher-cache")
+    return {**os.environ, "ST_BERTAPPROX_CACHE": str(cache), "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture(scope="session")
