@@ -107,8 +107,8 @@ def main() -> None:
         f"scores {r['reasoning_majority_accuracy']:.1f} %. Per label (right/total): {per_label}.",
         "",
         "EM/F1: official SQuAD v1.1 metric (percent). hit@k: the gold paragraph is among the k retrieved. Timings "
-        "(milliseconds per question, all questions in one batch) were measured on a shared, loaded 2-core machine: "
-        "compare them with each other, not with other runs. Indexing the pool (embedding every paragraph once): "
+        f"(milliseconds per question, all questions in one batch, {args.threads} CPU threads): compare them within "
+        "this run. Indexing the pool (embedding every paragraph once): "
         + ", ".join(f"{name} {res['index_seconds']:.1f} s" for name, res in end_to_end.items())
         + ".",
         "",

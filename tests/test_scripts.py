@@ -265,3 +265,21 @@ def test_bench_retrieval_small(small_run, env, tmp_path):
     scale = results["scale"]
     assert scale["flat"]["recall10_vs_exact"] == 1.0 and scale["ivfpq"]["index_mb"] < scale["flat"]["index_mb"]
     assert 0 < results["cache"]["NumpyStudent"]["hit_rate"] < 1
+
+
+def test_bench_qa_small(small_run, tmp_path):
+    """bench/qa.py --small: trains a reader on 16 questions, then every row (reader only, teacher and student
+    retrievers at k 1 and 3) with finite EM/F1/hit@k, and the reasoning line."""
+    args = ["--small", "--student", str(small_run[0] / "student-folded"), "--out", str(tmp_path / "reader")]
+    proc = bench("qa.py", *args, "--results", str(tmp_path))
+    md = (tmp_path / "qa.md").read_text()
+    assert md.splitlines()[0].startswith("`python bench/qa.py --small") and "Wall time of the whole run" in md
+    results = json.loads((tmp_path / "qa.json").read_text())
+    assert results["reader"]["questions"] == 16 and 0 <= results["reader"]["f1"] <= 100
+    assert set(results["end_to_end"]) == {"teacher (all-MiniLM-L6-v2)", "student (folded)"}
+    for name, runs in results["end_to_end"].items():
+        for k in ("k=1", "k=3"):
+            assert all(math.isfinite(v) and v >= 0 for v in runs[k].values()), (name, k, runs[k])
+            assert 0 <= runs[k]["exact_match"] <= runs[k]["f1"] <= 100 and 0 <= runs[k]["hit"] <= 100
+        assert f"| {name} retrieves, reader reads | 1 |" in proc.stdout
+    assert "| reader only (gold paragraph) |" in md and "Reasoning type" in md
