@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from .modules.files import atomic_dir, load_json, save_json
 from .modules.vocab import NGramVocab, check_texts
+from .numpy_student import padded_entry_ids
 
 logger = logging.getLogger(__name__)
 
@@ -212,10 +213,7 @@ class ExportedModel:
 
     def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
         if self.info["kind"] == "student":
-            rows = [self.vocab.tokenize(t, max_entries=self.max_seq_length) for t in texts]
-            ids = np.zeros((len(rows), max(1, max(map(len, rows)))), dtype=np.int64)  # (B, T), 0 = [PAD]
-            for i, row in enumerate(rows):
-                ids[i, : len(row)] = row
+            ids = padded_entry_ids(self.vocab, texts, self.max_seq_length)
             return {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64)}
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
         return {k: enc[k].astype(np.int64) for k in self.inputs}

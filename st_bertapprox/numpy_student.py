@@ -24,7 +24,7 @@ from scipy.special import erf
 
 from .modules.files import check_model_folder
 from .modules.student import DeepSetsPooling, VocabSetEncoder
-from .modules.vocab import check_texts
+from .modules.vocab import NGramVocab, check_texts
 
 MAX_LOGIT_RANGE = 80.0  # exp(-80) is still a normal float32: no text's weights can all underflow to zero
 
@@ -132,12 +132,8 @@ class NumpyStudent:
         return out[0] if single else out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        tokenize, T = self.vocab.tokenize, self.max_seq_length
-        rows = [tokenize(t, max_entries=T) for t in texts]
-        B, C = len(texts), self.dim
-        ids = np.zeros((B, max(1, max(map(len, rows)))), dtype=np.int64)  # (B, T), 0 = [PAD]
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
+        C = self.dim
+        ids = padded_entry_ids(self.vocab, texts, self.max_seq_length)
         pooled, empty = self._pool_contextual(ids) if self.contextual else self._pool(ids)
         x = pooled - pooled.sum(1, keepdims=True) * (1.0 / C)  # LayerNorm (eps 1e-5; affine folded into w1)
         x *= 1.0 / np.sqrt((x * x).sum(1, keepdims=True) * (1.0 / C) + 1e-5)
@@ -173,6 +169,15 @@ class NumpyStudent:
         w = _masked_softmax(logits + delta @ self.w_attn, mask[..., None], 1)  # (B, T, H), over the set
         pooled = (w[..., None] * (v + delta).reshape(B, T, H, C // H)).sum(1).reshape(B, C)
         return pooled, ~mask.any(1)
+
+
+def padded_entry_ids(vocab: NGramVocab, texts: list[str], max_entries: int) -> np.ndarray:
+    """``(B, T)`` int64 entry ids of ``texts``, at most ``max_entries`` each, padded with 0 (``[PAD]``); ``T >= 1``."""
+    rows = [vocab.tokenize(t, max_entries=max_entries) for t in texts]
+    ids = np.zeros((len(rows), max(1, max(map(len, rows)))), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    return ids
 
 
 def _ends_in_normalize(after_pooling: list[str]) -> bool:
