@@ -1,12 +1,12 @@
 """Embedding-space analysis and contrastive fine-tuning, one run: anisotropy and subject separability of the raw BERT,
 the base sentence model and contrastively fine-tuned models (and students), on held-out news documents.
 
-For each dataset (AG News: 4 topics; BBC News: 5 topics), ``st_bertapprox.contrastive.contrastive_job``: a seeded
-split by document (train / dev / held-out test, stratified by topic), one fine-tuned all-MiniLM-L6-v2 per loss
+For each dataset (AG News: 4 topics; BBC News: 5 topics), ``st_bertapprox.finetune.contrastive.run_contrastive``: a
+seeded split by document (train / dev / held-out test, stratified by topic), one fine-tuned all-MiniLM-L6-v2 per loss
 (``SentenceTransformerTrainer``, one epoch, the recipe of ``ContrastiveConfig``), then every figure of
-``st_bertapprox.analysis`` on the test documents for: the raw BERT (input word-embedding table, last-layer token
-vectors, mean of the input word embeddings over a text, [CLS]), the base sentence model, the fine-tuned models and
-every ``--student NAME=DIR`` (a ``st-bertapprox distill`` run folder). Prints one table per dataset and writes
+``st_bertapprox.evaluation.analysis`` on the test documents for: the raw BERT (input word-embedding table, last-layer
+token vectors, mean of the input word embeddings over a text, [CLS]), the base sentence model, the fine-tuned models
+and every ``--student NAME=DIR`` (a ``st-bertapprox distill`` run folder). Prints one table per dataset and writes
 ``<results>/analysis.{md,json}`` and ``<results>/analysis_<dataset>.png`` (one PCA panel per labelled row).
 
     python bench/analysis.py --threads 1          # AG News + BBC, both losses: bench/results/analysis.*
@@ -21,13 +21,13 @@ import shutil
 import time
 from pathlib import Path
 
-from common import Report, bench_parser, set_threads
+from common import Report, bench_parser, named, set_threads
 
 from st_bertapprox.config import ContrastiveConfig, LabelledDataConfig
-from st_bertapprox.contrastive import contrastive_job
-from st_bertapprox.data import teacher_path
-from st_bertapprox.loading import load_model
-from st_bertapprox.modules.files import atomic_path
+from st_bertapprox.data.shared import teacher_path
+from st_bertapprox.finetune.contrastive import run_contrastive
+from st_bertapprox.modules.io import atomic_path
+from st_bertapprox.persistence.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # documents per dataset: AG News test has 7,600 (1,900 a topic), BBC 2,127 distinct articles (~400 a topic)
@@ -35,13 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"agnews": dict(train_texts=1000, dev_texts=200, test_texts=600), "bbc": dict(train_texts=600, dev_texts=150,
          test_texts=400)}  # fmt: skip
 LOSSES = ("batch-all-triplet", "mnrl")
-
-
-def named(value: str) -> tuple[str, Path]:
-    name, sep, folder = value.partition("=")
-    if not sep or not name or not folder:
-        raise ValueError(f"expected NAME=DIR, got {value!r}")
-    return name, Path(folder)
 
 
 def student(run: Path):
@@ -90,7 +83,7 @@ def main() -> None:
         t0 = time.perf_counter()
         sizes = LabelledDataConfig.small() if args.small else LabelledDataConfig(**SIZES[name])
         data = LabelledDataConfig(data=name, **{k: getattr(sizes, k) for k in SIZES["agnews"]})
-        res = contrastive_job(teacher_path(), data, recipe, os.path.join(out, name), tuple(args.losses), extra)
+        res = run_contrastive(teacher_path(), data, recipe, os.path.join(out, name), tuple(args.losses), extra)
         png = rep.dir / f"analysis_{name}.png"
         rep.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(png) as tmp:

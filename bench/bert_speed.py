@@ -20,7 +20,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from transformers import AutoTokenizer, BertModel
 
 from st_bertapprox import BertTransformer
-from st_bertapprox.data import load_stsb, teacher_path
+from st_bertapprox.data.shared import load_stsb, teacher_path
 
 
 def interleaved(fns: dict, repeats: int) -> dict[str, float]:

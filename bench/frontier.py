@@ -14,11 +14,12 @@ its competitor. Every row gets every column:
   clustering ratios to the teacher;
 * sentences/s at batch 32 and batch 1 through ``SentenceTransformer.encode`` (model2vec as ST's
   ``StaticEmbedding``) and through the fast path where one exists (model2vec's numpy ``StaticModel.encode``, our
-  ``NumpyStudent``), all in one round robin (``bench/student.py``'s ``measure_speed``); parameters (trainable);
+  ``NumpyStudent``), all in one round robin (``bench/common.py``'s ``measure_speed``); parameters (trainable);
   size on disk.
 
-The teacher's embeddings come from the teacher cache (``st_bertapprox.teacher.encode_cached``), so a rerun does not
-pay for them again. Besides the table, ``<results>/frontier.png`` plots quality against sentences/s at batch 32.
+The teacher's embeddings come from the teacher cache (``st_bertapprox.distill.teacher_cache.encode_cached``), so a
+rerun does not pay for them again. Besides the table, ``<results>/frontier.png`` plots quality against sentences/s at
+batch 32.
 
     python bench/frontier.py --model "DeepSets student=runs/student" \\
         --fitted "DeepSets student, fitted to SciFact=runs/scifact"    # writes bench/results/frontier.{md,json,png}
@@ -37,15 +38,31 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import Report, bench_parser, folder_mb, markdown_table, set_threads
+from common import (
+    Report,
+    Row,
+    RowKind,
+    bench_parser,
+    folder_mb,
+    markdown_table,
+    measure_speed,
+    model2vec_rows,
+    named,
+    of_kind,
+    scifact_subset,
+    set_threads,
+    spearman,
+    st_row,
+    static_st_row,
+    teacher_of,
+)
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
-from student import Row, measure_speed, model2vec_rows, scifact_subset, spearman, st_row
 
-from st_bertapprox.data import load_agnews, load_bbc, load_corpus, load_stsb, teacher_path
+from st_bertapprox.data.corpus import load_corpus
+from st_bertapprox.data.shared import load_agnews, load_bbc, load_stsb, teacher_path
+from st_bertapprox.distill.teacher_cache import encode_cached
 from st_bertapprox.evaluation import clustering_v_measure, mean_cosine, neighbour_overlap, retrieval_ndcg
-from st_bertapprox.numpy_student import NumpyStudent
-from st_bertapprox.teacher import encode_cached
+from st_bertapprox.inference.numpy_student import NumpyStudent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,13 +80,21 @@ QUALITY = ("stsb", "ndcg", "agnews", "bbc")  # the task scores whose mean ratio 
 TEACHER = "teacher: all-MiniLM-L6-v2"
 
 
+# the kinds of row that also get asymmetric SciFact (documents by the teacher: our students are in its space)
+ASYMMETRIC = (RowKind.OURS, RowKind.FITTED)
+
+
 @dataclass
 class FrontierRow(Row):
     """A ``Row`` whose ``encode`` is the model's own (quality is measured through it), with its speed paths."""
 
-    kind: str = "ours"  # a key of STYLES; "ours" and "fitted" also get asymmetric SciFact (teacher's space)
     st_encode: Callable | None = None  # through SentenceTransformer, when ``encode`` is not
     fast_encode: Callable | None = None  # the fast path (model2vec's StaticModel, our NumpyStudent), if any
+
+    @classmethod
+    def of(cls, row: Row, **changes) -> FrontierRow:
+        """``row`` as a FrontierRow, with ``changes`` (``kind``, the speed paths)."""
+        return cls(**{**vars(row), **changes})
 
 
 @dataclass
@@ -114,33 +139,31 @@ def load_eval_data(heldout: list[str], sizes: dict) -> EvalData:
 # --- rows ---------------------------------------------------------------------------------------------------------
 
 
-def static_st_encode(path: str | Path) -> Callable:
-    """A model2vec folder through SentenceTransformer: ``StaticEmbedding`` + ``Normalize`` (model2vec normalises)."""
-    model = SentenceTransformer(modules=[StaticEmbedding.from_model2vec(str(path)), Normalize()], device="cpu")
-    return st_row("", model, str(path)).encode
-
-
-def peer_rows(out: Path, teacher: SentenceTransformer, train_texts: list[str], tokenlearn: bool, name: str) -> list:
-    """model2vec distill and (``tokenlearn``) model2vec + tokenlearn on ``train_texts``, named ``name``: one row each,
-    measured through model2vec's own encode, timed through it and through SentenceTransformer."""
+def peer_rows(
+    out: Path,
+    teacher: SentenceTransformer,
+    train_texts: list[str],
+    tokenlearn: bool,
+    name: str,
+    tokenlearn_kind: RowKind = RowKind.PEER,
+) -> list[FrontierRow]:
+    """model2vec distill (kind ``PEER``) and (``tokenlearn``) model2vec + tokenlearn on ``train_texts``, named
+    ``name`` (kind ``tokenlearn_kind``): one row each, measured through model2vec's own encode, timed through it and
+    through SentenceTransformer."""
     train_emb = partial(encode_cached, teacher, train_texts, name="corpus")  # only if tokenlearn must train
-    static = [
-        r for r in model2vec_rows(out, train_texts, train_emb, tokenlearn) if "via SentenceTransformer" not in r.name
+    kinds = {RowKind.PEER: RowKind.PEER, RowKind.TOKENLEARN: tokenlearn_kind}  # model2vec_rows' kind -> this table's
+    return [
+        FrontierRow.of(r, kind=kinds[r.kind], st_encode=static_st_row("", r.kind, r.path).encode, fast_encode=r.encode)
+        for r in model2vec_rows(out, train_texts, train_emb, tokenlearn, tokenlearn_name=name)
     ]
-    rows = [
-        FrontierRow(**vars(r), kind="peer", st_encode=static_st_encode(r.path), fast_encode=r.encode) for r in static
-    ]
-    if tokenlearn:
-        rows[1].name = name
-    return rows
 
 
-def our_row(name: str, run: Path, kind: str) -> FrontierRow:
+def our_row(name: str, run: Path, kind: RowKind) -> FrontierRow:
     """A run folder's folded student (else its student) through SentenceTransformer, with NumpyStudent as its fast
     path when NumpyStudent can run it."""
     folder = run / "student-folded" if (run / "student-folded").is_dir() else run / "student"
     model = SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
-    row = FrontierRow(**vars(st_row(name, model, str(folder))), kind=kind)
+    row = FrontierRow.of(st_row(name, kind, model, str(folder)))
     row.trainable = json.loads((run / "results.json").read_text())["trainable_parameters"]
     if type(model[0]).__name__ != "VocabSetEncoder":
         return row  # not a student (the tiny transformer): no fast path
@@ -181,32 +204,32 @@ def clustering_columns(embed: Callable, data: EvalData, sizes: dict) -> dict:
 
 
 def evaluate(rows: list[FrontierRow], data: EvalData, teacher: dict[str, np.ndarray], sizes: dict) -> None:
-    """Every quality column of every row; the first row is the teacher, whose embeddings are ``teacher``."""
+    """Every quality column of every row; the teacher row's embeddings are ``teacher``."""
     for row in rows:
         cache: dict[str, np.ndarray] = {}
 
         def embed(key: str, row=row, cache=cache) -> np.ndarray:
             if key not in cache:
-                cache[key] = teacher[key] if row.kind == "teacher" else row.encode(data.texts[key])
+                cache[key] = teacher[key] if row.kind is RowKind.TEACHER else row.encode(data.texts[key])
             return cache[key]
 
         m = row.metrics
         m.update(stsb_column(embed, data))
         m.update(agreement_columns(embed, teacher))
-        m.update(scifact_columns(embed, data, teacher, asymmetric=row.kind in ("ours", "fitted")))
+        m.update(scifact_columns(embed, data, teacher, asymmetric=row.kind in ASYMMETRIC))
         m.update(clustering_columns(embed, data, sizes))
         print(f"measured {row.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if v is not None), flush=True)
-    ref = rows[0].metrics
+    ref = teacher_of(rows).metrics
     for row in rows:
         row.metrics["quality"] = float(np.mean([row.metrics[k] / ref[k] for k in QUALITY]))
 
 
 def speed_columns(rows: list[FrontierRow], texts: list[str], sizes: dict) -> None:
     """sent/s at batch 32 and 1 of every row's SentenceTransformer path and fast path, in one round robin (the
-    teacher, rows[0], on a quarter of the texts: see ``measure_speed``)."""
+    teacher on a quarter of the texts: see ``measure_speed``)."""
     paths = [(row, "", row.st_encode or row.encode) for row in rows]
     paths += [(row, "fast_", row.fast_encode) for row in rows if row.fast_encode]
-    timed = [Row(row.name, encode, row.path, 0, 0, row.dim) for row, _, encode in paths]
+    timed = [Row(row.name, row.kind, encode, row.path, 0, 0, row.dim) for row, _, encode in paths]
     measure_speed(timed, texts, sizes)
     for row in rows:
         row.metrics.update(fast_sps32=None, fast_sps1=None)
@@ -218,7 +241,7 @@ def speed_columns(rows: list[FrontierRow], texts: list[str], sizes: dict) -> Non
 
 
 def table(rows: list[FrontierRow]) -> list[str]:
-    ref = rows[0].metrics
+    ref = teacher_of(rows).metrics
 
     def score(key: str, m: dict, digits: int = 4, ref_key: str | None = None) -> str:
         if m[key] is None:
@@ -258,11 +281,11 @@ def table(rows: list[FrontierRow]) -> list[str]:
 
 # plot style of each kind of row: (colour, marker, legend)
 STYLES = {
-    "teacher": ("black", "o", "teacher"),
-    "peer": ("tab:orange", "o", "model2vec (+ tokenlearn)"),
-    "ours": ("tab:blue", "o", "ours"),
-    "fitted": ("tab:green", "D", "ours, fitted to SciFact"),
-    "fitted peer": ("tab:orange", "D", "model2vec + tokenlearn, fitted run's corpus"),
+    RowKind.TEACHER: ("black", "o", "teacher"),
+    RowKind.PEER: ("tab:orange", "o", "model2vec (+ tokenlearn)"),
+    RowKind.OURS: ("tab:blue", "o", "ours"),
+    RowKind.FITTED: ("tab:green", "D", "ours, fitted to SciFact"),
+    RowKind.FITTED_PEER: ("tab:orange", "D", "model2vec + tokenlearn, fitted run's corpus"),
 }
 
 
@@ -274,7 +297,7 @@ def plot(rows: list[FrontierRow], path: Path, threads: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ref = rows[0].metrics
+    ref = teacher_of(rows).metrics
     fig, ax = plt.subplots(figsize=(11, 6.5), dpi=120)
     speeds = []
     for i, row in enumerate(rows):
@@ -308,13 +331,6 @@ def describe(texts: list[str], run: dict | None) -> str:
     return f"{len(texts):,} texts of {', '.join(run['datasets']) if run else 'the default corpus'}"
 
 
-def named(value: str) -> tuple[str, Path]:
-    name, sep, folder = value.partition("=")
-    if not sep or not name or not folder:
-        raise ValueError(f"expected NAME=DIR, got {value!r}")
-    return name, Path(folder)
-
-
 def main() -> None:
     start = time.perf_counter()
     parser = bench_parser(__doc__.splitlines()[0])
@@ -337,18 +353,18 @@ def main() -> None:
     first = runs[args.model[0][0]] if args.model else None
     _, train_texts, heldout = load_corpus(**first["corpus"]) if first else load_corpus()
     tokenlearn = not args.no_tokenlearn
-    rows = [FrontierRow(**vars(st_row(TEACHER, teacher, teacher_path())), kind="teacher")]
+    rows = [FrontierRow.of(st_row(TEACHER, RowKind.TEACHER, teacher, teacher_path()))]
     if not args.no_model2vec:
         rows += peer_rows(out, teacher, train_texts, tokenlearn, "model2vec + tokenlearn (same corpus)")
-    rows += [our_row(name, run, "ours") for name, run in args.model]
+    rows += [our_row(name, run, RowKind.OURS) for name, run in args.model]
     corpora = [f"model2vec + tokenlearn (same corpus): {describe(train_texts, first)}"]
     for name, run in args.fitted:
-        rows.append(our_row(name, run, "fitted"))
+        rows.append(our_row(name, run, RowKind.FITTED))
         if not args.no_model2vec and tokenlearn:
             fitted_texts = load_corpus(**runs[name]["corpus"]).train
             peer = f"model2vec + tokenlearn (corpus of {name})"
-            rows.append(peer_rows(out, teacher, fitted_texts, True, peer)[1])
-            rows[-1].kind = "fitted peer"
+            fitted_peers = peer_rows(out, teacher, fitted_texts, True, peer, tokenlearn_kind=RowKind.FITTED_PEER)
+            rows += of_kind(fitted_peers, RowKind.FITTED_PEER)
             corpora.append(f"{peer}: {describe(fitted_texts, runs[name])}")
 
     data = load_eval_data(heldout, sizes)
@@ -389,7 +405,7 @@ def main() -> None:
         "rows": {
             row.name: {
                 **row.metrics,
-                "kind": row.kind,
+                "kind": row.kind.value,
                 "params": row.params,
                 "trainable": row.trainable,
                 "size_mb": folder_mb(row.path),

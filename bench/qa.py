@@ -21,8 +21,8 @@ from pathlib import Path
 from common import Report, bench_parser, markdown_table, set_threads
 
 from st_bertapprox.config import QAConfig
-from st_bertapprox.data import teacher_path
-from st_bertapprox.loading import load_model
+from st_bertapprox.data.shared import teacher_path
+from st_bertapprox.persistence.loading import load_model
 from st_bertapprox.qa.evaluate import evaluate_end_to_end, evaluate_reader
 from st_bertapprox.qa.reader import Reader
 from st_bertapprox.qa.train import paragraphs, qa_split, reader_for, train_reader

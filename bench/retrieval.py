@@ -2,10 +2,10 @@
 
 Rows: the teacher (all-MiniLM-L6-v2 through SentenceTransformer), the scratch BERT (``BertTransformer`` + mean
 pooling, same weights), the student of ``--student`` (a ``st-bertapprox distill`` run folder: its folded student,
-through SentenceTransformer and as ``NumpyStudent``), their ONNX and ONNX-int8 exports (``st_bertapprox.deploy``),
-and the asymmetric setup (documents by the teacher, queries by the student). Every row builds its indexes with
-``st_bertapprox.retrieval.SearchIndex`` (the code behind ``st-bertapprox index``) over SciFact's corpus and searches
-SciFact's test queries with the row's model:
+through SentenceTransformer and as ``NumpyStudent``), their ONNX and ONNX-int8 exports
+(``st_bertapprox.inference.onnx``), and the asymmetric setup (documents by the teacher, queries by the student). Every
+row builds its indexes with ``st_bertapprox.inference.index.SearchIndex`` (the code behind ``st-bertapprox index``)
+over SciFact's corpus and searches SciFact's test queries with the row's model:
 
 * nDCG@10 and Recall@100, exact (``flat``) and HNSW, and HNSW's recall@10 against exact search (the share of the
   exact top 10 that HNSW returns);
@@ -28,23 +28,33 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import Report, bench_parser, folder_mb, markdown_table, set_threads
+from common import (
+    Report,
+    RowKind,
+    bench_parser,
+    folder_mb,
+    markdown_table,
+    scifact_subset,
+    set_threads,
+    spearman,
+    teacher_of,
+)
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
-from student import scifact_subset, spearman
 
 from st_bertapprox import BertTransformer
 from st_bertapprox.config import IndexConfig
-from st_bertapprox.data import load_sentences, load_stsb, teacher_path
-from st_bertapprox.deploy import export, load_export
+from st_bertapprox.data.shared import load_sentences, load_stsb, teacher_path
 from st_bertapprox.evaluation.retrieval import ndcg_at_k, recall_at_k
-from st_bertapprox.numpy_student import NumpyStudent
-from st_bertapprox.retrieval import CachedEncoder, SearchIndex, encode_unit
+from st_bertapprox.inference.encoders import CachedEncoder
+from st_bertapprox.inference.index import SearchIndex, encode_unit
+from st_bertapprox.inference.numpy_student import NumpyStudent
+from st_bertapprox.inference.onnx import export, load_export
 
 FULL = dict(
     stsb_pairs=None,
@@ -73,13 +83,14 @@ def scale_indexes(dim: int) -> dict[str, IndexConfig]:
     }
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: a row is a key of the embeddings it was measured with
 class Row:
-    name: str
+    name: str  # display name: the table's first column and the JSON key, never used to select a row
+    kind: RowKind
     model: Any  # anything SearchIndex encodes with
     path: str  # what "model size" measures
-    query_model: Any = None  # asymmetric rows: the query model (``model`` embeds the documents)
-    source: str | None = None  # exports: the name of the row they were exported from
+    query_model: Any = None  # ASYMMETRIC rows: the query model (``model`` embeds the documents)
+    source: Row | None = None  # EXPORT rows: the row they were exported from
     metrics: dict = field(default_factory=dict)
 
 
@@ -135,22 +146,18 @@ def stsb_columns(rows: list[Row], pairs: int | None) -> None:
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
     texts = list(dict.fromkeys(s1 + s2))
     pos = {t: i for i, t in enumerate(texts)}
-    emb = {}
+    emb: dict[Row, np.ndarray] = {}
     for row in rows:
-        if row.query_model is not None:
+        if row.kind is RowKind.ASYMMETRIC:
             continue
         model = row.model.model if isinstance(row.model, CachedEncoder) else row.model
-        emb[row.name] = e = encode_unit(model, texts, batch_size=32)
+        emb[row] = e = encode_unit(model, texts, batch_size=32)
         row.metrics["stsb"] = spearman(e[[pos[t] for t in s1]], e[[pos[t] for t in s2]], gold)
         if row.source:
             cos = (e * emb[row.source]).sum(1)
             nonzero = np.linalg.norm(emb[row.source], axis=1) > 0
-            row.metrics["stsb_drop"] = rows_by_name(rows)[row.source].metrics["stsb"] - row.metrics["stsb"]
+            row.metrics["stsb_drop"] = row.source.metrics["stsb"] - row.metrics["stsb"]
             row.metrics["cos_min"], row.metrics["cos_mean"] = float(cos[nonzero].min()), float(cos[nonzero].mean())
-
-
-def rows_by_name(rows: list[Row]) -> dict[str, Row]:
-    return {row.name: row for row in rows}
 
 
 def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with_pool: bool) -> dict:
@@ -164,7 +171,7 @@ def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with
         dim = encode_unit(student, ["dimension"], batch_size=1).shape[1]
         for kind, config in scale_indexes(dim).items():
             t0 = time.perf_counter()
-            index = SearchIndex.build(student, sentences, ids, config=config, store_texts=False)
+            index = SearchIndex.build(student, sentences, ids, config=replace(config, store_texts=False))
             seconds = time.perf_counter() - t0
             index.save(Path(tmp) / kind)
             top = ranked_ids(index, queries, 10)
@@ -180,7 +187,7 @@ def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with
             }
     sample = sentences[: sizes["teacher_sample"]]
     t0 = time.perf_counter()
-    single = SearchIndex.build(teacher, sample, ids[: len(sample)], store_texts=False)
+    single = SearchIndex.build(teacher, sample, ids[: len(sample)], config=IndexConfig(store_texts=False))
     seconds = time.perf_counter() - t0
     out["teacher_sample"] = {
         "sentences": len(sample),
@@ -194,7 +201,7 @@ def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with
     try:
         t0 = time.perf_counter()
         pooled = SearchIndex.build(
-            teacher, sample, ids[: len(sample)], store_texts=False, encode_kwargs={"pool": pool}
+            teacher, sample, ids[: len(sample)], config=IndexConfig(store_texts=False), encode_kwargs={"pool": pool}
         )
         out["teacher_pool"] = {"processes": 2, "seconds": time.perf_counter() - t0}
     finally:
@@ -205,13 +212,14 @@ def scale(student: NumpyStudent, teacher: SentenceTransformer, sizes: dict, with
     return out
 
 
-def cache_stream(models: dict[str, Any], pool: list[str], n: int, seed: int = 0) -> dict:
-    """Queries/s with and without ``CachedEncoder`` on a Zipfian (s = 1.1) stream of ``n`` queries over ``pool``."""
+def cache_stream(models: dict[str, Any], pool: list[str], n: int, seed: int = 0) -> tuple[dict, dict[str, dict]]:
+    """Queries/s with and without ``CachedEncoder`` on a Zipfian (s = 1.1) stream of ``n`` queries over ``pool``:
+    (the stream's sizes, {name: the figures of ``models[name]``})."""
     rng = np.random.default_rng(seed)
     ranks = np.arange(1, len(pool) + 1)
     p = ranks**-1.1 / (ranks**-1.1).sum()
     stream = [pool[i] for i in rng.choice(len(pool), size=n, p=p)]
-    out = {"stream": n, "unique": len(set(stream)), "pool": len(pool)}
+    out, per_model = {"stream": n, "unique": len(set(stream)), "pool": len(pool)}, {}
     for name, model in models.items():
         cached = CachedEncoder(model, max_size=10_000)
         timings = {}
@@ -220,8 +228,8 @@ def cache_stream(models: dict[str, Any], pool: list[str], n: int, seed: int = 0)
             for start in range(0, n, 32):
                 encoder.encode(stream[start : start + 32], batch_size=32)
             timings[label] = n / (time.perf_counter() - t0)
-        out[name] = {**timings, "hit_rate": cached.hits / (cached.hits + cached.misses)}
-    return out
+        per_model[name] = {**timings, "hit_rate": cached.hits / (cached.hits + cached.misses)}
+    return out, per_model
 
 
 def main() -> None:
@@ -243,20 +251,21 @@ def main() -> None:
     student = SentenceTransformer(str(student_dir), trust_remote_code=True, device="cpu")
     fast = NumpyStudent.from_model(student)
     teacher_docs = CachedEncoder(teacher, max_size=10**6)  # the asymmetric row reuses the teacher's documents
-    rows = [
-        Row("teacher", teacher_docs, teacher_path()),
-        Row("scratch BERT", scratch, teacher_path()),
-        Row("student", student, str(student_dir)),
-        Row("student, NumpyStudent", fast, str(student_dir)),
-    ]
-    for name, model in (("teacher", teacher), ("scratch BERT", scratch), ("student", student)):
+    exported = {  # row -> the model exported from it
+        Row("teacher", RowKind.TEACHER, teacher_docs, teacher_path()): teacher,
+        Row("scratch BERT", RowKind.SCRATCH, scratch, teacher_path()): scratch,
+        Row("student", RowKind.OURS, student, str(student_dir)): student,
+    }
+    rows = [*exported, Row("student, NumpyStudent", RowKind.OURS_NUMPY, fast, str(student_dir))]
+    for source, model in exported.items():
         for fmt in EXPORTS:
-            folder = out / f"{name.replace(' ', '-')}-{fmt}"
+            folder = out / f"{source.name.replace(' ', '-')}-{fmt}"
             t0 = time.perf_counter()
             export(model, folder, fmt)
-            print(f"exported {name} as {fmt} in {time.perf_counter() - t0:.0f} s", flush=True)
-            rows.append(Row(f"{name}, {fmt}", load_export(folder), str(folder), source=name))
-    rows.append(Row("asymmetric: teacher docs, NumpyStudent queries", teacher_docs, teacher_path(), query_model=fast))
+            print(f"exported {source.name} as {fmt} in {time.perf_counter() - t0:.0f} s", flush=True)
+            rows.append(Row(f"{source.name}, {fmt}", RowKind.EXPORT, load_export(folder), str(folder), source=source))
+    name = "asymmetric: teacher docs, NumpyStudent queries"
+    rows.append(Row(name, RowKind.ASYMMETRIC, teacher_docs, teacher_path(), query_model=fast))
 
     stsb_columns(rows, sizes["stsb_pairs"])
     corpus, queries, query_ids, qrels = scifact_subset(sizes)
@@ -267,10 +276,10 @@ def main() -> None:
         print(f"{row.name}: {time.perf_counter() - t0:.0f} s, nDCG@10 {row.metrics['flat_ndcg10']:.4f}", flush=True)
     at_scale = scale(fast, teacher, sizes, with_pool=not args.small)
     stream_pool = list(dict.fromkeys(query_texts + load_sentences(limit=2000)))
-    cache = cache_stream({"teacher": teacher, "NumpyStudent": fast}, stream_pool, sizes["stream"])
+    stream, cache = cache_stream({"teacher": teacher, "NumpyStudent": fast}, stream_pool, sizes["stream"])
 
     rep = Report("retrieval", args)
-    ref = rows[0].metrics
+    ref = teacher_of(rows).metrics
     header = [
         "model", "STS-B dev", "drop vs source", "cos to source min / mean", "nDCG@10", "R@100", "HNSW nDCG@10",
         "HNSW R@100", "HNSW agree@10", "build s", "docs/s",
@@ -289,7 +298,7 @@ def main() -> None:
             f"{r.metrics['hnsw_agreement10']:.3f}",
             *(
                 ["teacher's", "teacher's"]  # its documents are the teacher row's (from the cache)
-                if r.query_model is not None
+                if r.kind is RowKind.ASYMMETRIC
                 else [f"{r.metrics['flat_build_s']:.1f}", f"{r.metrics['docs_per_s']:,.0f}"]
             ),
             f"{r.metrics['p50_ms']:.2f}",
@@ -322,7 +331,7 @@ def main() -> None:
         )  # fmt: skip
     cache_rows = [
         [name, f"{c['plain']:,.0f}", f"{c['cached']:,.0f}", f"{c['cached'] / c['plain']:.1f}x", f"{c['hit_rate']:.2f}"]
-        for name, c in ((n, cache[n]) for n in ("teacher", "NumpyStudent"))
+        for name, c in cache.items()
     ]
     wall = time.perf_counter() - start
     rep.print(
@@ -343,14 +352,15 @@ def main() -> None:
         "",
         *markdown_table(["indexing", "seconds", "docs/s", "index MB", "bytes/vector", "recall@10 vs exact"], scaled),
         "",
-        f"Embedding cache (CachedEncoder, 10,000 entries), a Zipfian stream (s = 1.1) of {cache['stream']:,} queries "
-        f"over {cache['pool']:,} distinct texts ({cache['unique']:,} of them occur), batches of 32:",
+        f"Embedding cache (CachedEncoder, 10,000 entries), a Zipfian stream (s = 1.1) of {stream['stream']:,} queries "
+        f"over {stream['pool']:,} distinct texts ({stream['unique']:,} of them occur), batches of 32:",
         "",
         *markdown_table(["model", "q/s plain", "q/s cached", "speed-up", "hit rate"], cache_rows),
         "",
         f"Wall time of the whole run: {wall:.0f} s.",
     )
-    rep.save({"rows": {r.name: r.metrics for r in rows}, "scale": at_scale, "cache": cache, "wall_s": wall})
+    rows_json = {r.name: r.metrics for r in rows}
+    rep.save({"rows": rows_json, "scale": at_scale, "cache": {**stream, **cache}, "wall_s": wall})
 
 
 if __name__ == "__main__":

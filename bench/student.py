@@ -17,97 +17,47 @@ STS-B dev sentences (CPU, --threads threads); parameters (trainable); size on di
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-from common import Report, bench_parser, folder_mb, markdown_table, round_robin_throughput, set_threads
+from common import (
+    Report,
+    Row,
+    RowKind,
+    bench_parser,
+    folder_mb,
+    markdown_table,
+    measure_speed,
+    model2vec_rows,
+    of_kind,
+    scifact_subset,
+    set_threads,
+    spearman,
+    st_row,
+    static_st_row,
+    teacher_of,
+)
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
 
-from st_bertapprox.data import load_beir, load_corpus, load_stsb, teacher_path
+from st_bertapprox.data.corpus import load_corpus
+from st_bertapprox.data.shared import load_stsb, teacher_path
+from st_bertapprox.distill.teacher_cache import encode_cached
 from st_bertapprox.evaluation import mean_cosine, neighbour_overlap, retrieval_ndcg
-from st_bertapprox.export import save_with_code
+from st_bertapprox.inference.numpy_student import NumpyStudent
 from st_bertapprox.modules.student import fold_student
-from st_bertapprox.numpy_student import NumpyStudent
-from st_bertapprox.teacher import encode_cached
+from st_bertapprox.persistence.saving import save_with_code
 
 # evaluation sizes: (STS-B dev pairs, SciFact queries, SciFact extra docs, speed texts, speed rounds); None = all
 FULL = dict(stsb_pairs=None, queries=None, docs=None, speed_texts=2048, rounds=7)
 SMALL = dict(stsb_pairs=300, queries=50, docs=500, speed_texts=256, rounds=2)
 
-
-def spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
-    from scipy.stats import spearmanr
-
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1).clip(1e-12)
-    return float(spearmanr(cos, gold).statistic)
-
-
-@dataclass
-class Row:
-    name: str
-    encode: Callable  # encode(texts, batch_size=32) -> (N, D) array
-    path: str
-    params: int
-    trainable: int
-    dim: int
-    metrics: dict[str, float | None] = field(default_factory=dict)
-
-
-def st_row(name: str, model: SentenceTransformer, path: str) -> Row:
-    def encode(texts, batch_size=32):
-        return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-
-    params = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Row(name, encode, path, params, trainable, model.get_embedding_dimension())
-
-
-def static_row(name: str, model, path: str, trained: bool) -> Row:
-    def encode(texts, batch_size=32):
-        return model.encode(texts, batch_size=batch_size, show_progress_bar=False, use_multiprocessing=False)
-
-    params = int(model.embedding.size)
-    return Row(name, encode, path, params, params if trained else 0, model.embedding.shape[1])
-
-
-def model2vec_rows(
-    out: Path, train_texts: list[str], train_emb: np.ndarray | Callable[[], np.ndarray], tokenlearn: bool
-) -> list[Row]:
-    """model2vec distilled from the teacher and, with ``tokenlearn``, further trained on ``train_texts`` (teacher
-    embeddings ``train_emb``, or a function computing them, called only when the model is not on disk yet)."""
-    from model2vec import StaticModel
-    from model2vec.distill import distill
-
-    rows = []
-    m2v_dir = out / "model2vec"
-    if not (m2v_dir / "model.safetensors").exists():
-        distill(model_name=teacher_path()).save_pretrained(str(m2v_dir))
-    rows.append(
-        static_row("model2vec distill (same teacher)", StaticModel.from_pretrained(str(m2v_dir)), m2v_dir, False)
-    )
-    if tokenlearn:
-        from tokenlearn.train import train_model
-
-        tl_dir = out / f"model2vec-tokenlearn-{len(train_texts)}"
-        if not (tl_dir / "model.safetensors").exists():
-            base = StaticModel.from_pretrained(str(m2v_dir), quantize_to="float32")  # tokenlearn trains in float32
-            targets = train_emb() if callable(train_emb) else train_emb
-            trained = train_model(base, train_texts, targets, device="cpu", pca_dims=256)
-            trained.normalize = True
-            trained.save_pretrained(str(tl_dir))
-        name = "model2vec + tokenlearn (same corpus)"
-        rows.append(static_row(name, StaticModel.from_pretrained(str(tl_dir)), tl_dir, True))
-        # the same model through SentenceTransformer.encode, to compare with our student's ST rows
-        st_model = SentenceTransformer(
-            modules=[StaticEmbedding.from_model2vec(str(tl_dir)), Normalize()], device="cpu"
-        )
-        rows.append(st_row(name + ", via SentenceTransformer", st_model, str(tl_dir)))
-        rows[-1].trainable = rows[-2].trainable
-    return rows
+# rows whose queries also search documents embedded by the teacher (asymmetric retrieval)
+ASYMMETRIC = (RowKind.OURS, RowKind.GENERAL)
+# the speed comparisons with model2vec + tokenlearn: (interface, our row's kind, the peer row's kind)
+SPEED_PAIRS = [
+    ("numpy", RowKind.OURS_NUMPY, RowKind.TOKENLEARN),
+    ("SentenceTransformer", RowKind.OURS, RowKind.TOKENLEARN_ST),
+]
 
 
 def student_rows(student_dir: Path, out: Path, trainable: int) -> list[Row]:
@@ -119,39 +69,27 @@ def student_rows(student_dir: Path, out: Path, trainable: int) -> list[Row]:
     save_with_code(fold_student(unfolded, storage_dtype="float16"), str(half_dir))
     half = SentenceTransformer(str(half_dir), trust_remote_code=True, device="cpu")
     rows = [
-        st_row("ours: student (unfolded)", unfolded, str(student_dir / "student")),
-        st_row("ours: student (folded)", folded, str(student_dir / "student-folded")),
+        st_row("ours: student (unfolded)", RowKind.OURS_VARIANT, unfolded, str(student_dir / "student")),
+        st_row("ours: student (folded)", RowKind.OURS, folded, str(student_dir / "student-folded")),
         Row(
             "ours: student (folded), NumpyStudent",
+            RowKind.OURS_NUMPY,
             lambda texts, batch_size=32: numpy_student.encode(texts, batch_size=batch_size),
             str(student_dir / "student-folded"),
             sum(p.numel() for p in folded.parameters()),
             0,
             numpy_student.dim,
         ),
-        st_row("ours: student (folded, fp16 table)", half, str(half_dir)),
+        st_row("ours: student (folded, fp16 table)", RowKind.OURS_VARIANT, half, str(half_dir)),
     ]
     for row in rows:
         row.trainable = trainable
     return rows
 
 
-def scifact_subset(sizes: dict) -> tuple[dict, dict, list[str], dict]:
-    """SciFact test (corpus, queries, kept query ids, their qrels): the first ``sizes["queries"]`` queries, and with
-    ``sizes["docs"]`` only their relevant documents plus the first ``docs`` others (nDCG averages over the queries
-    of qrels, so qrels keeps only the kept ones)."""
-    corpus, queries, qrels = load_beir("scifact", "test")
-    query_ids = list(queries)[: sizes["queries"]]
-    qrels = {q: qrels[q] for q in query_ids}
-    if sizes["docs"]:
-        keep = {d for q in query_ids for d in qrels[q]} | set(list(corpus)[: sizes["docs"]])
-        corpus = {d: t for d, t in corpus.items() if d in keep}
-    return corpus, queries, query_ids, qrels
-
-
 def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], sizes: dict) -> dict:
-    """Quality columns of every row (the first row is ``teacher``'s: its held-out and document embeddings come
-    from the teacher cache that ``distill`` filled); returns what the report's captions need."""
+    """Quality columns of every row (the teacher row's held-out and document embeddings come from the teacher
+    cache that ``distill`` filled); returns what the report's captions need."""
     dev = load_stsb("dev").select(range(sizes["stsb_pairs"] or len(load_stsb("dev"))))
     s1, s2, gold = list(dev["sentence1"]), list(dev["sentence2"]), dev["score"]
     corpus, queries, query_ids, qrels = scifact_subset(sizes)
@@ -160,7 +98,7 @@ def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], 
     teacher_held = encode_cached(teacher, heldout, name="heldout")
     teacher_docs = encode_cached(teacher, docs, name="scifact corpus", batch_size=32)
     for row in rows:
-        is_teacher = row is rows[0]
+        is_teacher = row.kind is RowKind.TEACHER
         held = teacher_held if is_teacher else row.encode(heldout)
         doc_emb = teacher_docs if is_teacher else row.encode(docs)
         query_emb = row.encode(query_texts)
@@ -169,25 +107,14 @@ def evaluate(rows: list[Row], teacher: SentenceTransformer, heldout: list[str], 
         m["cosine"] = mean_cosine(held, teacher_held) if row.dim == teacher_held.shape[1] else None
         m["top10"] = neighbour_overlap(held, teacher_held, 10)
         m["ndcg"] = retrieval_ndcg(query_emb, doc_emb, query_ids, doc_ids, qrels, 10)
-        if row.name in ("ours: student (folded)", "general student (folded, default corpus)"):
+        if row.kind in ASYMMETRIC:
             m["ndcg_teacher_docs"] = retrieval_ndcg(query_emb, teacher_docs, query_ids, doc_ids, qrels, 10)
         print(f"measured {row.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if v is not None), flush=True)
     return {"stsb_pairs": len(s1), "queries": len(query_ids), "docs": len(docs), "speed_texts": s1 + s2}
 
 
-def measure_speed(rows: list[Row], texts: list[str], sizes: dict) -> None:
-    """sent/s at batch 32 and 1; the teacher is timed on a quarter of the texts and 3 rounds: it is 100x slower."""
-    texts = list(dict.fromkeys(texts))[: sizes["speed_texts"]]
-    teacher, others = rows[0], rows[1:]
-    for batch_size, n in [(32, len(texts)), (1, len(texts) // 8)]:
-        speeds = round_robin_throughput([teacher.encode], texts[: n // 4], batch_size, min(3, sizes["rounds"]))
-        speeds += round_robin_throughput([r.encode for r in others], texts[:n], batch_size, sizes["rounds"])
-        for row, sps in zip(rows, speeds):
-            row.metrics[f"sps{batch_size}"] = sps
-
-
 def report(rows: list[Row], report: Report, captions: dict) -> None:
-    ref = rows[0].metrics
+    ref = teacher_of(rows).metrics
     report.print(
         f"Training corpus (ours and model2vec + tokenlearn): {captions['corpus']}. "
         f"CPU threads: {captions['threads']}; held-out: {captions['heldout']}; STS-B dev: "
@@ -216,29 +143,19 @@ def report(rows: list[Row], report: Report, captions: dict) -> None:
         )
     header = ["model", "STS-B dev Spearman", "cos to teacher", "top-10 overlap", "SciFact nDCG@10", "sent/s b=32"]
     report.print(*markdown_table(header + ["sent/s b=1", "params (trainable)", "size MB"], table), "")
-    by_name = {row.name: row.metrics for row in rows}
-    for name in ("ours: student (folded)", "general student (folded, default corpus)"):
-        if name in by_name:
-            m = by_name[name]
-            report.print(
-                f"Asymmetric retrieval, {name} (queries by the student, documents indexed offline by the teacher): "
-                f"SciFact nDCG@10 {m['ndcg_teacher_docs']:.4f} ({m['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the "
-                "teacher)"
-            )
-    pairs = [
-        ("numpy", "ours: student (folded), NumpyStudent", "model2vec + tokenlearn (same corpus)"),
-        (
-            "SentenceTransformer",
-            "ours: student (folded)",
-            "model2vec + tokenlearn (same corpus), via SentenceTransformer",
-        ),
-    ]
-    for interface, ours, peer in pairs:
-        if peer in by_name:
+    for row in of_kind(rows, *ASYMMETRIC):
+        m = row.metrics
+        report.print(
+            f"Asymmetric retrieval, {row.name} (queries by the student, documents indexed offline by the teacher): "
+            f"SciFact nDCG@10 {m['ndcg_teacher_docs']:.4f} ({m['ndcg_teacher_docs'] / ref['ndcg']:.1%} of the "
+            "teacher)"
+        )
+    for interface, our_kind, peer_kind in SPEED_PAIRS:
+        for ours, peer in zip(of_kind(rows, our_kind), of_kind(rows, peer_kind)):
             report.print(
                 f"Folded student / model2vec + tokenlearn, both through {interface}: sent/s at b=32 "
-                f"{by_name[ours]['sps32'] / by_name[peer]['sps32']:.2f}x, at b=1 "
-                f"{by_name[ours]['sps1'] / by_name[peer]['sps1']:.2f}x"
+                f"{ours.metrics['sps32'] / peer.metrics['sps32']:.2f}x, at b=1 "
+                f"{ours.metrics['sps1'] / peer.metrics['sps1']:.2f}x"
             )
 
 
@@ -262,15 +179,19 @@ def main() -> None:
 
     teacher = SentenceTransformer(teacher_path(), device="cpu")
     _, train_texts, heldout = load_corpus(**info["corpus"])
-    rows = [st_row("teacher: all-MiniLM-L6-v2", teacher, teacher_path())]
+    rows = [st_row("teacher: all-MiniLM-L6-v2", RowKind.TEACHER, teacher, teacher_path())]
     if not args.no_model2vec:
         train_emb = partial(encode_cached, teacher, train_texts, name="corpus")  # only if tokenlearn must train
         rows += model2vec_rows(out, train_texts, train_emb, tokenlearn=not args.no_tokenlearn)
+        for peer in of_kind(rows, RowKind.TOKENLEARN):  # the same model through SentenceTransformer.encode
+            rows.append(static_st_row(f"{peer.name}, via SentenceTransformer", RowKind.TOKENLEARN_ST, peer.path))
+            rows[-1].trainable = peer.trainable
     rows += student_rows(student_dir, out, info["trainable_parameters"])
     if args.general:
         general = Path(args.general)
         model = SentenceTransformer(str(general / "student-folded"), trust_remote_code=True, device="cpu")
-        rows.append(st_row("general student (folded, default corpus)", model, str(general / "student-folded")))
+        name = "general student (folded, default corpus)"
+        rows.append(st_row(name, RowKind.GENERAL, model, str(general / "student-folded")))
         rows[-1].trainable = json.loads((general / "results.json").read_text())["trainable_parameters"]
 
     captions = evaluate(rows, teacher, heldout, sizes)

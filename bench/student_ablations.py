@@ -27,8 +27,10 @@ from common import Report, bench_parser, markdown_table, set_threads
 from sentence_transformers import SentenceTransformer
 
 from st_bertapprox.config import CorpusConfig, DistillConfig, StudentConfig
-from st_bertapprox.data import load_corpus, teacher_path
-from st_bertapprox.distill import distill
+from st_bertapprox.data.corpus import load_corpus
+from st_bertapprox.data.shared import teacher_path
+from st_bertapprox.distill.student import distill
+from st_bertapprox.finetune.common import trainable_parameters
 from st_bertapprox.modules.student import VocabSetEncoder
 from st_bertapprox.modules.vocab import NGramVocab
 
@@ -134,7 +136,7 @@ def main() -> None:
             "cosine": metrics["heldout_cosine"],
             "top10": metrics["heldout_top10_overlap"],
             "vocab": len(enc.vocab),
-            "trainable": sum(p.numel() for p in student.parameters() if p.requires_grad),
+            "trainable": trainable_parameters(student),
             "train_sentences": len(train),
             "epochs": config.epochs,
             "minutes": (time.perf_counter() - t0) / 60,

@@ -15,7 +15,7 @@ import time
 import torch
 from common import Report, bench_parser, set_threads
 
-from st_bertapprox.data import load_sentences, load_stsb
+from st_bertapprox.data.shared import load_sentences, load_stsb
 from st_bertapprox.modules.student import VocabSetEncoder
 from st_bertapprox.modules.vocab import NGramVocab, split_words
 
@@ -70,10 +70,8 @@ def main() -> None:
     n = 300 if args.small else None  # texts per corpus (None: all)
     vocab = VocabSetEncoder.load(args.vocab).vocab
     dev = load_stsb("dev")
-    corpora = {
-        "STS-B dev": list(dict.fromkeys(list(dev["sentence1"]) + list(dev["sentence2"])))[:n],
-        "Wikipedia": load_sentences(skip=298_000)[:n],
-    }
+    stsb = list(dict.fromkeys(list(dev["sentence1"]) + list(dev["sentence2"])))[:n]
+    corpora = {"STS-B dev": stsb, "Wikipedia": load_sentences(skip=298_000)[:n]}  # display name -> texts
     rep, results = Report("tokenizer_speed", args), {}
     ngram_only = NGramVocab(vocab.to_dict()["ngrams"], pieces=vocab.to_dict()["pieces"])  # no skip-grams
     marisa = MarisaLongestMatch(ngram_only)
@@ -81,7 +79,7 @@ def main() -> None:
         assert all(marisa.tokenize(t) == ngram_only.tokenize(t) for t in texts)
     from transformers import AutoTokenizer
 
-    from st_bertapprox.data import teacher_path
+    from st_bertapprox.data.shared import teacher_path
 
     wordpiece = AutoTokenizer.from_pretrained(teacher_path()).backend_tokenizer
     rep.print(
@@ -105,7 +103,7 @@ def main() -> None:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(args.student, trust_remote_code=True, device="cpu")
-        texts = corpora["STS-B dev"][:2048]
+        texts = stsb[:2048]
         rep.print("")
         encode = per_second(lambda ts: model.encode(ts, batch_size=32), texts)
         tok = per_second(lambda ts: [vocab.tokenize(t) for t in ts], texts)
@@ -131,7 +129,7 @@ def main() -> None:
             f"{1e6 / fwd1 - 1e6 / tok1:.0f} µs + SentenceTransformer.encode's own per-call work "
             f"{1e6 / enc1 - 1e6 / fwd1:.0f} µs"
         )
-        from st_bertapprox.numpy_student import NumpyStudent
+        from st_bertapprox.inference.numpy_student import NumpyStudent
 
         fast = NumpyStudent.from_pretrained(args.student)
         np32 = per_second(lambda ts: fast.encode(ts, batch_size=32), texts)

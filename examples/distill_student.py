@@ -12,11 +12,12 @@ import argparse
 from sentence_transformers import SentenceTransformer
 
 from st_bertapprox.config import DistillConfig
-from st_bertapprox.data import load_corpus, teacher_path
-from st_bertapprox.distill import distill
-from st_bertapprox.hub import save_pretrained
+from st_bertapprox.data.corpus import load_corpus
+from st_bertapprox.data.shared import teacher_path
+from st_bertapprox.distill.mining import build_vocab
+from st_bertapprox.distill.student import distill
 from st_bertapprox.modules.student import fold_student
-from st_bertapprox.vocab_builder import build_vocab
+from st_bertapprox.persistence.saving import save_pretrained
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--output", default="runs/example")

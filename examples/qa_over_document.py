@@ -18,10 +18,10 @@ import tempfile
 from pathlib import Path
 
 from st_bertapprox.config import QAConfig
+from st_bertapprox.inference.encoders import load_encoder
 from st_bertapprox.qa.pipeline import DocumentQA
 from st_bertapprox.qa.reader import Reader
 from st_bertapprox.qa.train import qa_split
-from st_bertapprox.retrieval import load_encoder
 
 
 def demo_document(folder: str, article: str) -> tuple[Path, list[tuple[str, list[str]]]]:

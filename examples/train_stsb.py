@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from st_bertapprox.cli import main
+from st_bertapprox.cli.main import main
 
 if __name__ == "__main__":
     main(["finetune", *sys.argv[1:]])

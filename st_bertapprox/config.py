@@ -5,8 +5,9 @@ type from the annotation, the help from ``metadata["help"]``), and :func:`markdo
 as the README's table, so a default is written exactly once: here. Every config validates itself in
 ``__post_init__`` and raises a ``ValueError`` naming the field, its command-line flag and the allowed values.
 
-:func:`training_arguments` turns a recipe (:class:`DistillConfig` or :class:`FinetuneConfig`) into
-``SentenceTransformerTrainingArguments`` for both the distillation and the fine-tuning.
+Configs are plain data: no I/O and no torch (``tests/test_defaults.py`` checks the imports). Components take a config
+object; the modules that travel with a saved model keep their own defaults, pinned to these by the same tests.
+``st_bertapprox.finetune.common.training_arguments`` turns a recipe into ``SentenceTransformerTrainingArguments``.
 
 Example::
 
@@ -27,6 +28,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
 DEFAULT_DATASETS = ["sentence-transformers/stsb", "wikipedia"]  # what the default corpus is made of
 
 
@@ -58,7 +61,7 @@ class _Validated:
 
 @dataclass
 class VocabConfig(_Validated):
-    """Vocabulary mining and embedding (``st_bertapprox.vocab_builder``); the selection rules are in its docstring."""
+    """Vocabulary mining and embedding (``st_bertapprox.distill.mining``); the selection rules are in its docstring."""
 
     max_ngram: int = _field(3, "longest n-gram order mined (2..max_ngram; 1: unigrams only)")
     max_unigrams: int = _field(40_000, "most frequent words kept")
@@ -79,22 +82,7 @@ class VocabConfig(_Validated):
             self._require_int(name, 1)
         for name in ("max_unigrams", "max_ngrams", "max_skipgrams", "stop_top_k"):
             self._require_int(name, 0)
-        if self.merge_with is not None:
-            ok = os.path.isfile(os.path.join(self.merge_with, "vocab_set_encoder_config.json"))
-            self._require(ok, "merge_with", "a vocabulary folder (the vocab/ of an earlier distill, or build-vocab's)")
-
-    def merge_encoder(self) -> Any:
-        """The ``VocabSetEncoder`` of ``merge_with``, or None."""
-        if self.merge_with is None:
-            return None
-        from .modules.student import VocabSetEncoder
-
-        return VocabSetEncoder.load(self.merge_with)
-
-    def mine_kwargs(self) -> dict[str, int]:
-        """The keyword arguments of ``vocab_builder.mine_vocab`` (everything but the batch size)."""
-        names = ("max_ngram", "max_unigrams", "max_ngrams", "max_skipgrams", "min_count", "stop_top_k")
-        return {name: getattr(self, name) for name in names}
+        # merge_with is checked (a vocabulary folder?) where it is loaded: distill.mining.merge_encoder (no I/O here)
 
     @classmethod
     def small(cls) -> VocabConfig:
@@ -225,7 +213,7 @@ class FinetuneConfig(_Recipe):
 
 @dataclass
 class CorpusConfig(_Validated):
-    """Where the mining, training and held-out texts come from (``st_bertapprox.data.load_corpus``).
+    """Where the mining, training and held-out texts come from (``st_bertapprox.data.corpus.load_corpus``).
 
     ``dataclasses.asdict`` of it is stored in ``results.json`` under ``"corpus"``: ``load_corpus(**that)`` rebuilds
     the same texts.
@@ -311,7 +299,8 @@ def _show(value: Any) -> str:
 def markdown_defaults(configs: tuple[type, ...] | None = None) -> str:
     """The defaults of every config as a markdown table (flag, default, ``--small`` preset, meaning) for the README."""
     configs = configs or (
-        CorpusConfig, VocabConfig, StudentConfig, DistillConfig, FinetuneConfig, TinyConfig, QAConfig, IndexConfig
+        CorpusConfig, VocabConfig, StudentConfig, DistillConfig, FinetuneConfig, TinyConfig, QAConfig, IndexConfig,
+        SearchConfig, AskConfig,
     )  # fmt: skip
     lines = ["| config | option | default | `--small` | meaning |", "|---|---|---|---|---|"]
     for cls in configs:
@@ -328,42 +317,12 @@ def markdown_defaults(configs: tuple[type, ...] | None = None) -> str:
     return "\n".join(lines)
 
 
-def training_arguments(recipe: DistillConfig | FinetuneConfig, output_dir: str, **overrides: Any) -> Any:
-    """``SentenceTransformerTrainingArguments`` of a recipe: the arguments both recipes share, then ``overrides``.
-
-    Args:
-        recipe: A :class:`DistillConfig` or :class:`FinetuneConfig`.
-        output_dir: The trainer's checkpoint folder.
-        **overrides: Any further ``SentenceTransformerTrainingArguments`` (they win over the shared ones).
-
-    Returns:
-        The training arguments: evaluation every epoch, bf16 on a GPU that has it, no reporting integrations.
-    """
-    import torch
-    from sentence_transformers import SentenceTransformerTrainingArguments
-
-    kwargs = dict(
-        output_dir=output_dir,
-        num_train_epochs=recipe.epochs,
-        per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        weight_decay=recipe.weight_decay,
-        warmup_steps=recipe.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        eval_strategy="epoch",
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        report_to="none",
-    )
-    return SentenceTransformerTrainingArguments(**{**kwargs, **overrides})
-
-
 @dataclass
 class TinyConfig(_Validated):
     """The tiny BERT of ``distill-tiny`` (the teacher's word pieces) -> mean -> Dense -> Normalize.
 
     The default is the smallest size considered (2-4 layers, 128-256 wide): at batch 32 on CPU it encoded 15-19x
-    faster than the teacher, larger ones clearly less (measurements in ``st_bertapprox.tiny``).
+    faster than the teacher, larger ones clearly less (measurements in ``st_bertapprox.distill.tiny``).
     """
 
     layers: int = _field(2, "transformer layers of the tiny student")
@@ -383,10 +342,6 @@ class TinyConfig(_Validated):
         self._require(0 <= self.dropout < 1, "dropout", "in [0, 1)")
         self._require(self.embedding_init in ("pca", "random"), "embedding_init", "'pca' or 'random'")
 
-    def model_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``st_bertapprox.tiny.build_tiny_student`` (all the fields)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
     @classmethod
     def small(cls) -> TinyConfig:
         """The ``--small`` preset: one layer, 64 wide (a quick end-to-end run)."""
@@ -395,7 +350,8 @@ class TinyConfig(_Validated):
 
 @dataclass
 class LabelledDataConfig(_Validated):
-    """Subject-labelled texts split by document (``st_bertapprox.contrastive.load_splits``): train, dev, held-out test.
+    """Subject-labelled texts split by document (``st_bertapprox.finetune.contrastive.load_splits``): train, dev,
+    held-out test.
 
     The split is stratified by subject and seeded, so ``analyze`` and ``finetune-contrastive`` with the same values
     see the same held-out documents.
@@ -423,7 +379,7 @@ class LabelledDataConfig(_Validated):
 
 @dataclass
 class ContrastiveConfig(_Recipe):
-    """The contrastive fine-tuning recipe on subject-labelled texts (``st_bertapprox.contrastive``)."""
+    """The contrastive fine-tuning recipe on subject-labelled texts (``st_bertapprox.finetune.contrastive``)."""
 
     loss: Literal["batch-all-triplet", "mnrl", "online-contrastive"] = _field(
         "batch-all-triplet",
@@ -455,7 +411,7 @@ class ContrastiveConfig(_Recipe):
 
 @dataclass
 class IndexConfig(_Validated):
-    """A Faiss index over a document collection (``st_bertapprox.retrieval``): its kind and parameters."""
+    """A Faiss index over a document collection (``st_bertapprox.inference.index``): its kind and parameters."""
 
     kind: Literal["flat", "hnsw", "ivfpq", "binary"] = _field(
         "flat",
@@ -474,6 +430,7 @@ class IndexConfig(_Validated):
     rescore_multiplier: int = _field(4, "binary: candidates per wanted hit, rescored with float queries")
     batch_size: int = _field(64, "encoding batch size")
     chunk_size: int = _field(16_384, "texts encoded and added at a time (bounds the memory for vectors)")
+    store_texts: bool = _field(True, "keep the documents' texts, so hits carry them (else only ids)", flag="--texts")
 
     def __post_init__(self) -> None:
         self._require(self.kind in ("flat", "hnsw", "ivfpq", "binary"), "kind", "flat, hnsw, ivfpq or binary")
@@ -551,3 +508,28 @@ class QAConfig(_Recipe):
     def small(cls) -> QAConfig:
         """The ``--small`` preset: one epoch on 16 questions, 16 evaluated, 256-piece windows (a smoke run)."""
         return cls(epochs=1, max_train_questions=16, max_eval_questions=16, max_length=256, doc_stride=64)
+
+
+@dataclass
+class SearchConfig(_Validated):
+    """Searching a saved index (``st-bertapprox search``, ``SearchIndex.search``)."""
+
+    k: int = _field(10, "hits per query", flag="-k")
+
+    def __post_init__(self) -> None:
+        self._require_int("k", 1)
+
+
+@dataclass
+class AskConfig(_Validated):
+    """Answering a question over documents (``st-bertapprox ask``, ``qa.documents`` + ``qa.pipeline.DocumentQA``)."""
+
+    k: int = _field(3, "passages retrieved and read", flag="--k")
+    passage_sentences: int = _field(4, "sentences per passage")
+    overlap: int = _field(1, "sentences two neighbouring passages share")
+
+    def __post_init__(self) -> None:
+        self._require_int("k", 1)
+        self._require_int("passage_sentences", 1)
+        self._require(isinstance(self.overlap, int) and 0 <= self.overlap < self.passage_sentences, "overlap",
+                      "an integer in [0, passage_sentences)")  # fmt: skip

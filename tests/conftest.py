@@ -20,7 +20,7 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # set by xdist in a worker, befor
 import pytest
 import torch
 
-from st_bertapprox.data import dataset_path, load_stsb, teacher_path
+from st_bertapprox.data.shared import dataset_path, load_stsb, teacher_path
 
 torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))))
 

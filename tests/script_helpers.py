@@ -33,7 +33,7 @@ def bench(script: str, *args: str, **kw) -> subprocess.CompletedProcess:
 
 def main_in_process(*args: str, capsys) -> tuple[int, str]:
     """``st-bertapprox ARGS`` in this process (no interpreter start-up): (exit status, stderr)."""
-    from st_bertapprox.cli import main
+    from st_bertapprox.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(list(args))

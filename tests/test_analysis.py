@@ -9,9 +9,23 @@ import numpy as np
 import pytest
 from conftest import require_dataset
 
-from st_bertapprox.analysis import View, anisotropy, bert_views, mean_cosine, plot_pca, separability, worst_confusion
 from st_bertapprox.config import ContrastiveConfig, LabelledDataConfig
-from st_bertapprox.contrastive import encode, finetune_contrastive, load_labelled, load_splits, training_dataset
+from st_bertapprox.data.shared import load_labelled
+from st_bertapprox.evaluation.analysis import (
+    View,
+    anisotropy,
+    bert_views,
+    mean_cosine,
+    plot_pca,
+    separability,
+    worst_confusion,
+)
+from st_bertapprox.finetune.contrastive import (
+    encode,
+    finetune_contrastive,
+    load_splits,
+    training_dataset,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -169,6 +183,7 @@ def test_training_datasets_use_each_text_once():
     assert same == [bool(x) for x in pairs["label"]] and 0.3 < np.mean(same) < 0.7
 
 
+@pytest.mark.slow
 def test_short_contrastive_run_raises_separability(minilm_path, agnews_small, scratch_minilm, tmp_path):
     """128 AG News training texts, 4 steps of BatchAllTripletLoss: the held-out test documents separate better."""
     texts, labels = agnews_small.test

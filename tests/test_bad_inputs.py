@@ -24,12 +24,14 @@ from test_student import TEXTS, tiny_student
 from transformers import AutoTokenizer
 
 from st_bertapprox import BertTransformer, MLPMeanPooling, fold_student
-from st_bertapprox.modules import files
-from st_bertapprox.modules.files import CHECKSUM_KEY, check_model_folder, load_tensors, save_tensors
+from st_bertapprox.config import VocabConfig
+from st_bertapprox.distill.mining import embed_vocab, mine_vocab, teacher_pieces
+from st_bertapprox.inference.numpy_student import NumpyStudent
+from st_bertapprox.modules import io as files
+from st_bertapprox.modules.checks import check_model_folder
+from st_bertapprox.modules.io import CHECKSUM_KEY, load_tensors, save_tensors
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder
 from st_bertapprox.modules.vocab import MAX_ENTRY_CHARS, NGramVocab
-from st_bertapprox.numpy_student import NumpyStudent
-from st_bertapprox.vocab_builder import embed_vocab, mine_vocab, teacher_pieces
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +308,7 @@ print(json.dumps({"steps": step}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize("mode", ["fresh", "resave"])
 def test_case11_save_killed_at_every_step_never_loads_a_broken_model(student, tmp_path, mode):
@@ -368,7 +371,7 @@ def test_case13_non_finite_teacher_embeddings_are_refused_by_build_vocab(monkeyp
         emb[2] = np.nan  # a damaged cache chunk
         return emb
 
-    monkeypatch.setattr("st_bertapprox.vocab_builder.encode_cached", broken_cache)
+    monkeypatch.setattr("st_bertapprox.distill.mining.encode_cached", broken_cache)
     with pytest.raises(ValueError, match=r"teacher embeddings of 1 vocabulary entries are not finite.*'york'.*cache"):
         embed_vocab(vocab, teacher=None, show_progress_bar=False)
 
@@ -380,7 +383,8 @@ def test_case13_non_finite_teacher_embeddings_are_refused_by_build_vocab(monkeyp
 def real_vocab(stsb_train, _packaged_minilm) -> NGramVocab:
     """A vocabulary mined from 400 real sentences, with the teacher's word pieces (as build-vocab makes it)."""
     sentences = list(stsb_train["sentence1"])[:400]
-    return mine_vocab(sentences, min_count=2, pieces=teacher_pieces(_packaged_minilm), show_progress_bar=False)
+    config = VocabConfig(min_count=2)
+    return mine_vocab(sentences, config, pieces=teacher_pieces(_packaged_minilm), show_progress_bar=False)
 
 
 HOSTILE_TEXTS = {

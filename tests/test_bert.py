@@ -16,7 +16,7 @@ from transformers import BertConfig as HFBertConfig
 
 from st_bertapprox import Bert, BertConfig, BertTransformer
 from st_bertapprox.evaluation import evaluate_stsb
-from st_bertapprox.export import export_builtin
+from st_bertapprox.persistence.saving import export_builtin
 
 
 def nonpad_max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
@@ -63,6 +63,7 @@ def test_sentence_transformer_matches_packaged_model(scratch_minilm, packaged_mi
     assert (ours * ref).sum(-1).min().item() >= 0.99999
 
 
+@pytest.mark.slow
 def test_stsb_dev_spearman_reproduced(scratch_minilm, stsb_dev):
     assert evaluate_stsb(scratch_minilm, "dev") == pytest.approx(0.8672, abs=5e-4)
 

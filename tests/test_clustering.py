@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import require_dataset
 
-from st_bertapprox.data import load_agnews, load_bbc
+from st_bertapprox.data.shared import load_agnews, load_bbc
 from st_bertapprox.evaluation import clustering_v_measure
 
 

@@ -17,6 +17,7 @@ from script_helpers import ROOT, bench, cli, main_in_process, numbers_in
 from st_bertapprox.config import markdown_defaults
 
 
+@pytest.mark.slow
 def test_bench_bert_speed_small(tmp_path):
     proc = bench("bert_speed.py", "--small", "--results", str(tmp_path))
     md = (tmp_path / "bert_speed.md").read_text()
@@ -24,6 +25,7 @@ def test_bench_bert_speed_small(tmp_path):
     assert all(np.isfinite(list(numbers_in(json.loads((tmp_path / "bert_speed.json").read_text())))))
 
 
+@pytest.mark.slow
 def test_cli_build_vocab_small(env, tmp_path):
     proc = cli("build-vocab", "--small", "--max-unigrams", "500", "--output", str(tmp_path / "v"), env=env)
     n = int(re.search(r"vocabulary of (\d+) entries saved", proc.stdout)[1])
@@ -33,6 +35,7 @@ def test_cli_build_vocab_small(env, tmp_path):
     assert len(encoder.vocab) == n and encoder.vocab.num_ngrams > 500
 
 
+@pytest.mark.slow
 def test_cli_finetune_small_raises_dev_spearman_and_round_trips(tmp_path):
     """The fine-tuning job on real weights and data: 40 steps of the MLP-then-mean model raise STS-B dev; the saved
     model and its built-in export reload with the same dev score; the card carries the measured figure."""
@@ -56,7 +59,7 @@ def test_cli_mteb_unknown_task_fails_before_loading(capsys):
 
 
 def test_cli_defaults_is_the_readme_table(capsys):
-    from st_bertapprox.cli import main
+    from st_bertapprox.cli.main import main
 
     main(["defaults"])
     assert capsys.readouterr().out.strip() == markdown_defaults()
@@ -125,13 +128,14 @@ def test_cli_never_runs_model_code_unless_trusted(command, rigged, tmp_path, cap
 
 def test_trust_remote_code_opt_in_runs_it(rigged):
     """The same folder, with the flag: the user asked for the model's code, so it runs (as in transformers)."""
-    from st_bertapprox.loading import load_model
+    from st_bertapprox.persistence.loading import load_model
 
     folder, marker = rigged
     model = load_model(str(folder), trust_remote_code=True)
     assert marker.read_text() == "ran" and model.encode(["a"]).shape == (1, 384)
 
 
+@pytest.mark.slow
 def test_bench_analysis_small_and_its_commands(tmp_path):
     """bench/analysis.py --small: every row, the table and the PNG; ``analyze`` on the model it fine-tuned measures the
     same figures on the same held-out documents; ``finetune-contrastive`` on a few texts saves a built-in model."""

@@ -9,13 +9,14 @@ import torch
 from sentence_transformers import SentenceTransformer
 from transformers import AutoTokenizer
 
-from st_bertapprox.config import DistillConfig, StudentConfig
-from st_bertapprox.distill import EntryDistillLoss, build_student, distill
-from st_bertapprox.entry_targets import align, entry_targets
+from st_bertapprox.config import DistillConfig, StudentConfig, VocabConfig
+from st_bertapprox.distill.entry_targets import align, entry_targets
+from st_bertapprox.distill.losses import EntryDistillLoss
+from st_bertapprox.distill.mining import embed_vocab, mine_vocab
+from st_bertapprox.distill.student import build_student, distill
 from st_bertapprox.evaluation import TeacherAgreementEvaluator
 from st_bertapprox.modules.student import VocabSetEncoder, fold_student
 from st_bertapprox.modules.vocab import NGramVocab
-from st_bertapprox.vocab_builder import embed_vocab, mine_vocab
 
 VOCAB = NGramVocab(["new york", "new", "is", "big", "the", "city"], ["new _ is"], ["token", "##ization", "tok"])
 
@@ -54,8 +55,8 @@ def test_alignment_hand_made_cases(tokenizer):
 
 
 def test_entry_spans_agree_with_tokenize_on_real_text(real_sentences):
-    vocab = mine_vocab(real_sentences[:400], max_unigrams=500, max_ngrams=200, max_skipgrams=50, min_count=2,
-                       show_progress_bar=False)  # fmt: skip
+    config = VocabConfig(max_unigrams=500, max_ngrams=200, max_skipgrams=50, min_count=2)
+    vocab = mine_vocab(real_sentences[:400], config, show_progress_bar=False)
     for text in real_sentences[:300] + ["Ça c'est très ÉTRANGE!", "ﬁnal ﬂow", "İstanbul", "...", "  "]:
         for limit in (None, 3):
             ids, spans = vocab.entry_spans(text, limit)
@@ -97,14 +98,15 @@ def test_entry_loss_refuses_targets_of_another_vocabulary(minilm_path, tmp_path,
     assert student[1].context[0].out.weight.grad.abs().sum() > 0  # the entry loss reaches the context block
 
 
+@pytest.mark.slow
 def test_tiny_contextual_distillation_with_entry_targets(minilm_path, stsb_train, tmp_path, monkeypatch):
     """The contextual student with entry-level targets learns on real sentences, and folds to the same model."""
     monkeypatch.setenv("ST_BERTAPPROX_CACHE", str(tmp_path / "cache"))
     teacher = SentenceTransformer(minilm_path, device="cpu")
     sentences = list(dict.fromkeys(list(stsb_train["sentence1"]) + list(stsb_train["sentence2"])))[:1200]
     train, heldout = sentences[:1000], sentences[1000:]
-    vocab = mine_vocab(train, max_unigrams=1500, max_ngrams=400, max_skipgrams=100, min_count=2,
-                       show_progress_bar=False)  # fmt: skip
+    config = VocabConfig(max_unigrams=1500, max_ngrams=400, max_skipgrams=100, min_count=2)
+    vocab = mine_vocab(train, config, show_progress_bar=False)
     encoder = embed_vocab(vocab, teacher, show_progress_bar=False)
     arch = StudentConfig(phi_hidden_dim=64, rho_hidden_dim=64, adapter_rank=0, context_layers=1, context_dim=32)
     torch.manual_seed(0)

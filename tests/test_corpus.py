@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from st_bertapprox.data import document_texts, load_corpus, read_documents, split_sentences
-from st_bertapprox.vocab_builder import embed_vocab, merge_vocabs, mine_vocab, teacher_pieces
+from st_bertapprox.config import VocabConfig
+from st_bertapprox.data.corpus import document_texts, load_corpus, split_sentences
+from st_bertapprox.data.records import read_documents
+from st_bertapprox.distill.mining import embed_vocab, merge_vocabs, mine_vocab, teacher_pieces
 
 DOCS = [
     {
@@ -42,7 +44,7 @@ def test_read_documents_beir_jsonl_and_text(beir, tmp_path):
     with pytest.raises(ValueError, match="--text-column"):
         read_documents(custom)
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
+    with pytest.raises(ValueError, match="bad.jsonl, line 1"):
         read_documents(tmp_path / "bad.jsonl")
     with pytest.raises(FileNotFoundError, match="corpus.jsonl"):
         read_documents(tmp_path)
@@ -82,18 +84,20 @@ def test_merged_vocabulary_keeps_every_general_row_and_embeds_only_new_entries(m
     teacher = SentenceTransformer(minilm_path, device="cpu")
     general_texts = list(stsb_train["sentence1"])[:400]
     domain_texts = [DOCS[0]["text"], DOCS[2]["text"]] * 3
-    kw = dict(max_unigrams=300, max_ngrams=50, max_skipgrams=10, min_count=2, show_progress_bar=False)
+    config = VocabConfig(max_unigrams=300, max_ngrams=50, max_skipgrams=10, min_count=2)
     general = embed_vocab(
-        mine_vocab(general_texts, pieces=teacher_pieces(teacher), **kw), teacher, show_progress_bar=False
+        mine_vocab(general_texts, config, pieces=teacher_pieces(teacher), show_progress_bar=False),
+        teacher,
+        show_progress_bar=False,
     )
-    mined = mine_vocab(domain_texts, **kw)
+    mined = mine_vocab(domain_texts, config, show_progress_bar=False)
     merged = merge_vocabs(general.vocab, mined)
     assert merged.entries[: general.vocab.num_ngrams + 2] == general.vocab.entries[: general.vocab.num_ngrams + 2]
     assert set(general.vocab.entries) <= set(merged.entries)
     new = [e for e in merged.entries if e not in general.vocab.index]
     assert "platelets" in new and "aspirin" in new
 
-    import st_bertapprox.vocab_builder as vb
+    import st_bertapprox.distill.mining as vb
 
     encoded: list[str] = []
     real = vb.encode_cached

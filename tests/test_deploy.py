@@ -1,4 +1,4 @@
-"""Exports for serving (st_bertapprox.deploy): ONNX / int8 ONNX / TorchScript parity with the source model for every
+"""Exports for serving (``inference.onnx``): ONNX / int8 ONNX / TorchScript parity with the source model for every
 model kind, the int8 quality check on the real teacher, clear errors, atomic writes, the CLI round trip."""
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from sentence_transformers.sentence_transformer.modules import Normalize
 from transformers import AutoTokenizer
 
 from st_bertapprox import BertTransformer, MLPMeanPooling
-from st_bertapprox.deploy import EXPORT_FILE, MIN_PARITY, PARITY_TEXTS, check_parity, export, load_export
-from st_bertapprox.export import save_with_code
-from st_bertapprox.loading import load_model
+from st_bertapprox.config import VocabConfig
+from st_bertapprox.distill.mining import mine_vocab
+from st_bertapprox.fingerprint import model_fingerprint
+from st_bertapprox.inference.onnx import EXPORT_FILE, MIN_PARITY, PARITY_TEXTS, check_parity, export, load_export
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
-from st_bertapprox.teacher import model_fingerprint
-from st_bertapprox.vocab_builder import mine_vocab
+from st_bertapprox.persistence.loading import load_model
+from st_bertapprox.persistence.saving import save_with_code
 
 pytest.importorskip("onnxruntime", reason="the deploy extra (pip install 'st-bertapprox[deploy]')")
 
@@ -56,7 +57,7 @@ def scratch_bert(minilm_path) -> SentenceTransformer:
 def student(stsb_train) -> SentenceTransformer:
     """An unfolded contextual student on a vocabulary mined from real STS-B sentences (random weights: parity only)."""
     texts = list(stsb_train["sentence1"])[:400]
-    vocab = mine_vocab(texts, max_unigrams=600, max_ngrams=200, min_count=2, show_progress_bar=False)
+    vocab = mine_vocab(texts, VocabConfig(max_unigrams=600, max_ngrams=200, min_count=2), show_progress_bar=False)
     encoder = VocabSetEncoder(vocab, torch.randn(len(vocab), 16, generator=torch.Generator().manual_seed(0)))
     pooling = DeepSetsPooling(16, phi_hidden_dim=32, rho_hidden_dim=24, context_layers=1, context_dim=8)
     return SentenceTransformer(modules=[encoder, randomized(pooling), Normalize()], device="cpu")
@@ -86,6 +87,7 @@ def test_onnx_teacher_parity(packaged_minilm, real_sentences, tmp_path):
     assert_export_matches(packaged_minilm, str(tmp_path / "onnx"), real_sentences, "onnx")
 
 
+@pytest.mark.slow
 def test_int8_teacher_keeps_stsb_quality(packaged_minilm, stsb_dev, tmp_path):
     """Issue #12's acceptance check, int8 loses <= 0.01 STS-B dev Spearman, on every 15th dev pair (100 pairs; the
     full-dev figure is in runs/deploy_README_section.md). The Spearman drop is too forgiving to tell good int8 from
@@ -197,7 +199,7 @@ def test_damaged_exports_are_clear_errors(student, tmp_path):
 
 
 def test_cli_export_round_trip(student, real_sentences, tmp_path, capsys):
-    from st_bertapprox.cli import main
+    from st_bertapprox.cli.main import main
 
     save_with_code(fold_student(student), str(tmp_path / "folded"))
     model = load_model(str(tmp_path / "folded"), device="cpu")  # as the CLI loads it: same classes, fingerprint

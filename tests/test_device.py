@@ -16,7 +16,7 @@ from test_student import TEXTS, tiny_student
 from transformers import AutoTokenizer
 
 from st_bertapprox import BertTransformer, fold_student
-from st_bertapprox.numpy_student import NumpyStudent
+from st_bertapprox.inference.numpy_student import NumpyStudent
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ATOL = 1e-5  # fp32 everywhere (TF32 off below): only summation order differs between devices

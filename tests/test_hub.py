@@ -18,8 +18,9 @@ from sentence_transformers.sentence_transformer.modules import Normalize
 from test_student import WITHOUT_PACKAGE, tiny_student
 
 from st_bertapprox import MLPMeanPooling
-from st_bertapprox.hub import CardInfo, save_pretrained
 from st_bertapprox.modules.student import fold_student
+from st_bertapprox.persistence.cards import CardInfo
+from st_bertapprox.persistence.saving import save_pretrained
 
 TEXTS = ["A man is playing a guitar.", "Three dogs run through the snow!", "", "naïve café"]
 
@@ -40,7 +41,8 @@ print(json.dumps(out))
 PUSH = r"""
 import json, sys
 from sentence_transformers import SentenceTransformer
-from st_bertapprox.hub import load_card_info, push_to_hub
+from st_bertapprox.persistence.cards import load_card_info
+from st_bertapprox.persistence.saving import push_to_hub
 builtin, urls = sys.argv[1] == "builtin", []
 for folder, repo in zip(sys.argv[2::2], sys.argv[3::2]):
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
@@ -86,6 +88,7 @@ def bert_mlp_model(minilm_path):
     return SentenceTransformer(modules=[BertTransformer(minilm_path), pool, Normalize()], device="cpu")
 
 
+@pytest.mark.slow
 def test_push_then_load_by_repo_id_without_the_package(tmp_path, bert_mlp_model):
     """Every custom model kind: pushed over HTTP, loaded by repo id where st_bertapprox cannot be imported."""
     models = {
@@ -123,6 +126,7 @@ def test_push_then_load_by_repo_id_without_the_package(tmp_path, bert_mlp_model)
         assert isinstance(untrusted[repo], str) and "trust_remote_code=True" in untrusted[repo]
 
 
+@pytest.mark.slow
 def test_builtin_export_pushes_and_loads_without_trust_remote_code(tmp_path, scratch_minilm):
     ref = scratch_minilm.encode(TEXTS)
     folder = tmp_path / "saved"

@@ -13,8 +13,7 @@ pytest.importorskip("mteb")
 
 from conftest import require_dataset  # noqa: E402
 
-from st_bertapprox.evaluation.mteb import (  # noqa: E402
-    LOCAL_SUITE,
+from st_bertapprox.evaluation.mteb.run import (  # noqa: E402
     get_tasks,
     leaderboard,
     load_scores,
@@ -22,6 +21,7 @@ from st_bertapprox.evaluation.mteb import (  # noqa: E402
     run_mteb,
     task_types,
 )
+from st_bertapprox.evaluation.mteb.tasks import LOCAL_SUITE  # noqa: E402
 
 DATASETS = ("stsb", "scifact", "banking77", "agnews", "bbc-news", "snli")
 LIMIT = 200  # rows per split: every task runs in about a second on a static model
@@ -71,9 +71,9 @@ def suite_run(minilm_path, tmp_path_factory):
 def test_the_local_suite_covers_every_task_type_and_keeps_official_names_only_for_official_protocols():
     import mteb
 
-    from st_bertapprox.evaluation.mteb_tasks import local_task_classes, official_name
+    from st_bertapprox.evaluation.mteb.tasks import LOCAL_TASKS, official_name
 
-    assert list(local_task_classes()) == list(LOCAL_SUITE)
+    assert list(LOCAL_TASKS) == list(LOCAL_SUITE)
     assert set(task_types(list(LOCAL_SUITE)).values()) == TYPES
     for task in get_tasks(list(LOCAL_SUITE)):
         name = task.metadata.name
@@ -102,8 +102,8 @@ def test_reranking_is_cosine_over_the_bm25_candidates(suite_run, minilm_path):
     import numpy as np
     import pytrec_eval
 
-    from st_bertapprox.data import load_beir
-    from st_bertapprox.evaluation.mteb_tasks import RERANK_CANDIDATES, bm25_top_k
+    from st_bertapprox.data.shared import load_beir
+    from st_bertapprox.evaluation.mteb.tasks import RERANK_CANDIDATES, bm25_top_k
 
     task = get_tasks(["SciFactRerankingLocal"], limit=LIMIT)[0]
     task.load_data()
@@ -150,7 +150,9 @@ def test_model_card_model_index_is_rendered_from_the_results_files(suite_run, tm
     from test_hub import card
     from test_student import tiny_student
 
-    from st_bertapprox.hub import load_card_info, mteb_card_rows, save_pretrained, update_card
+    from st_bertapprox.evaluation.mteb.cards import mteb_card_rows
+    from st_bertapprox.persistence.cards import load_card_info, update_card
+    from st_bertapprox.persistence.saving import save_pretrained
 
     out, scores = suite_run
     save_pretrained(tiny_student(), str(tmp_path / "model"), card({"stsb_dev_spearman": 0.5}), repo_id="user/m")
@@ -174,6 +176,7 @@ def test_model_card_model_index_is_rendered_from_the_results_files(suite_run, tm
     assert load_card_info(str(tmp_path / "model")).mteb_results == rows  # a later push renders the same card
 
 
+@pytest.mark.slow
 def test_mteb_local_stsb_matches_the_evaluator(scratch_minilm, stsb_dev, tmp_path):
     scores = run_mteb(
         scratch_minilm, ["STSBenchmarkDev"], str(tmp_path), model_name="st-bertapprox/minilm-scratch", revision="v1"
@@ -193,8 +196,8 @@ def test_cli_runs_several_models_prints_the_table_and_updates_cards(stsb_dev, tm
     from test_hub import card
     from test_student import tiny_student
 
-    from st_bertapprox.cli import main
-    from st_bertapprox.hub import save_pretrained
+    from st_bertapprox.cli.main import main
+    from st_bertapprox.persistence.saving import save_pretrained
 
     save_pretrained(tiny_student(), str(tmp_path / "student"), card({}))
     folder = str(tmp_path / "student")
@@ -208,6 +211,7 @@ def test_cli_runs_several_models_prints_the_table_and_updates_cards(stsb_dev, tm
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_bench_mteb_suite_small(tmp_path):
     """bench/mteb_suite.py --small (CI): the static model through the whole suite, the table in its report."""
     import subprocess

@@ -10,7 +10,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
 from st_bertapprox import MLPMeanPooling
-from st_bertapprox.export import export_builtin
+from st_bertapprox.persistence.saving import export_builtin
 
 
 def random_features(B=3, T=7, C=16, seed=0):

@@ -13,9 +13,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
 from test_student import tiny_student
 
+from st_bertapprox.inference.numpy_student import NumpyStudent
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
 from st_bertapprox.modules.vocab import NONSPACE_RE, NGramVocab, normalize
-from st_bertapprox.numpy_student import NumpyStudent
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STUDENT_SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -162,7 +162,7 @@ def test_heads_shapes_and_combined_loss():
     loss = model(ids, mask, start_positions=starts, end_positions=ends, reasoning_labels=labels).loss
     loss.backward()
     assert model.qa_outputs.weight.grad.abs().sum() > 0 and model.reasoning_classifier.weight.grad.abs().sum() > 0
-    assert model.bert.pooler.dense.weight.grad.abs().sum() > 0  # the reasoning head reads the pooled [CLS]
+    assert model.bert.pooler.dense.weight.grad.abs().sum() > 0  # the reasoning head reads the pooler
 
 
 def test_question_mean_pooling_reads_the_question_segment(tmp_path):
@@ -188,13 +188,18 @@ def test_bad_head_arguments():
         tiny_reader(reasoning_loss_weight=-1)
     with pytest.raises(ValueError, match="reasoning_pooling"):
         tiny_reader(reasoning_pooling="max")
+    with pytest.raises(ValueError, match=r"reader_windows .*unknown keys \['stride'\]"):
+        tiny_reader(reader_windows={"stride": 64})
+    with pytest.raises(ValueError, match="bad values"):
+        tiny_reader(reader_windows={"max_length": "256"})
 
 
 def test_saved_reader_loads_in_transformers_and_back(tmp_path):
     from transformers import AutoModel, AutoModelForQuestionAnswering, BertForQuestionAnswering
 
-    model = tiny_reader(reasoning_labels=["factual", "causal", "other"])
-    model.save_pretrained(tmp_path)
+    windows = {"max_length": 256, "doc_stride": 64, "max_query_length": 64, "max_answer_length": 30}
+    model = tiny_reader(reasoning_labels=["factual", "causal", "other"], reader_windows=windows)
+    model.save_pretrained(tmp_path)  # reader_windows in config.json: transformers keeps it as an unknown key
     ids = torch.randint(1, 99, (2, 9))
     mask = torch.tensor([[1] * 9, [1] * 6 + [0] * 3])
     ours = model(ids, mask)
@@ -210,7 +215,7 @@ def test_saved_reader_loads_in_transformers_and_back(tmp_path):
         hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
     assert torch.allclose(model.bert(ids, mask)[0][keep], hidden[keep], atol=1e-5)
     back = BertForQuestionAnsweringWithReasoning.from_pretrained(tmp_path).eval()
-    assert back.reasoning_labels == ["factual", "causal", "other"]
+    assert back.reasoning_labels == ["factual", "causal", "other"] and back.reader_windows == windows
     again = back(ids, mask)
     assert torch.equal(again.start_logits, ours.start_logits) and torch.equal(
         again.reasoning_logits, ours.reasoning_logits
@@ -368,7 +373,7 @@ def test_ask_over_a_pdf_retrieves_the_right_passage(tmp_path, untrained_reader_d
 
 
 def test_cli_ask_over_a_text_file(tmp_path, untrained_reader_dir, capsys):
-    from st_bertapprox.cli import main
+    from st_bertapprox.cli.main import main
 
     doc = tmp_path / "doc.txt"
     doc.write_text(f"{OXYGEN}\n\n{TESLA}\n\n{CONTEXT}\n")
@@ -441,6 +446,67 @@ def test_train_reader_with_trainer_fits_a_few_examples(tmp_path, tokenizer):
     assert facts["steps"] == 15 and facts["log"][-1]["loss"] < facts["log"][0]["loss"] / 2
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (tmp_path / "reader").iterdir()}
     assert not (tmp_path / "reader" / "checkpoints").exists()
-    reader = Reader(tmp_path / "reader", max_length=128, doc_stride=32)
+    saved = json.loads((tmp_path / "reader" / "config.json").read_text())["reader_windows"]
+    assert saved == {"max_length": 128, "doc_stride": 32, "max_query_length": 64, "max_answer_length": 30}
+    reader = Reader(tmp_path / "reader")  # reads with the windows it was trained with
+    assert windows_of(reader) == (128, 32, 64, 30)
     got = reader.read(["Who won?"], [CONTEXT])[0]
     assert got.text == "Denver Broncos" and got.reasoning == "factual"
+
+
+@pytest.fixture(scope="module")
+def small_reader_dir(tmp_path_factory, tokenizer):
+    """A tiny random reader on the MiniLM tokenizer, saved with ``train-qa --small``'s windows (256 / 64)."""
+    from st_bertapprox.config import QAConfig
+    from st_bertapprox.qa.train import reader_windows
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("small-reader")
+    config = tiny_bert_config(vocab_size=len(tokenizer), max_position_embeddings=512)
+    model = BertForQuestionAnsweringWithReasoning(config, reader_windows=reader_windows(QAConfig.small()))
+    model.save_pretrained(out, tokenizer)
+    return out
+
+
+def windows_of(reader: Reader) -> tuple[int, int, int, int]:
+    return reader.max_length, reader.doc_stride, reader.max_query_length, reader.max_answer_length
+
+
+def test_a_saved_reader_reads_with_its_windows(small_reader_dir, tmp_path, tokenizer):
+    from st_bertapprox.config import QAConfig
+
+    small = QAConfig.small()
+    assert (small.max_length, small.doc_stride) == (256, 64)
+    assert BertForQuestionAnsweringWithReasoning.from_pretrained(small_reader_dir).reader_windows == {
+        "max_length": 256, "doc_stride": 64, "max_query_length": 64, "max_answer_length": 30}  # fmt: skip
+    assert windows_of(Reader(small_reader_dir)) == (256, 64, 64, 30)
+    assert windows_of(Reader(small_reader_dir, max_length=128, doc_stride=32)) == (128, 32, 64, 30)  # explicit wins
+    # a reader saved without its windows (a bare encoder, or saved before they were recorded): QAConfig's defaults
+    torch.manual_seed(0)
+    config = tiny_bert_config(vocab_size=len(tokenizer), max_position_embeddings=512)
+    BertForQuestionAnsweringWithReasoning(config).save_pretrained(tmp_path, tokenizer)
+    assert "reader_windows" not in json.loads((tmp_path / "config.json").read_text())
+    default = QAConfig()
+    assert windows_of(Reader(tmp_path)) == (default.max_length, default.doc_stride, default.max_query_length,
+                                            default.max_answer_length) == (384, 128, 64, 30)  # fmt: skip
+
+
+def test_cli_ask_reads_with_the_readers_windows(tmp_path, small_reader_dir, packaged_minilm, monkeypatch, capsys):
+    """``ask`` on a ``train-qa --small`` reader cuts windows of 256 pieces with stride 64, not the library's 384."""
+    import st_bertapprox.qa.reader as reader_module
+    from st_bertapprox.cli.main import main
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["max_length"], kwargs["doc_stride"], kwargs["max_query_length"]))
+        return prepare(*args, **kwargs)
+
+    prepare = reader_module.prepare_features
+    monkeypatch.setattr(reader_module, "prepare_features", spy)
+    monkeypatch.setattr("st_bertapprox.inference.encoders.load_encoder", lambda *a, **k: packaged_minilm)
+    doc = tmp_path / "doc.txt"
+    doc.write_text(f"{OXYGEN}\n\n{TESLA}\n")
+    main(["ask", str(doc), "Where was Nikola Tesla born?", "--reader", str(small_reader_dir), "--k", "1", "--json"])
+    got = json.loads(capsys.readouterr().out)
+    assert got["reasoning"] in REASONING_TYPES and seen == [(256, 64, 64)]

@@ -1,4 +1,4 @@
-"""Retrieval (st_bertapprox.retrieval, `index` / `search`): save/load round trips of every index kind on real SciFact
+"""Retrieval (``inference.index``, `index` / `search`): save/load round trips of every index kind on real SciFact
 documents and the real MiniLM, model and dimension checks, corrupt files, collection formats, the embedding cache,
 and nDCG@10 on hand-made ranks."""
 
@@ -14,11 +14,13 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
 from st_bertapprox import BertTransformer
-from st_bertapprox.cli import main
+from st_bertapprox.cli.main import main
 from st_bertapprox.config import IndexConfig
-from st_bertapprox.data import load_beir
+from st_bertapprox.data.records import read_collection
+from st_bertapprox.data.shared import load_beir
 from st_bertapprox.evaluation.retrieval import ndcg_at_k, recall_at_k
-from st_bertapprox.retrieval import CachedEncoder, SearchIndex, read_collection
+from st_bertapprox.inference.encoders import CachedEncoder
+from st_bertapprox.inference.index import SearchIndex
 
 QUERIES = ["vitamin D and bone health", "tumour suppressor genes in cancer", "antibiotic resistance in bacteria"]
 

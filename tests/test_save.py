@@ -19,6 +19,8 @@ from test_student import WITHOUT_PACKAGE, tiny_student
 
 from st_bertapprox import BertTransformer, MLPMeanPooling, fold_student
 
+pytestmark = pytest.mark.slow  # every test here runs real weights end to end
+
 TEXTS = ["A man is playing a guitar.", "New York city is big", "", "naïve café"]
 
 # load, re-save from the loaded (remote-code) copy, load that again: both must equal the original

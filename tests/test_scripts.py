@@ -28,6 +28,7 @@ def small_run(tmp_path_factory, env) -> tuple[Path, dict, str]:
     return out, json.loads((out / "results.json").read_text()), proc.stdout
 
 
+@pytest.mark.slow
 def test_small_main_job_writes_a_working_student(small_run):
     out, results, stdout = small_run
     printed = stdout[re.search(r"^\{$", stdout, re.M).start() :]  # the indented JSON after the trainer's log lines
@@ -45,6 +46,7 @@ def test_small_main_job_writes_a_working_student(small_run):
     assert "st-bertapprox distill --small" in card and "all-MiniLM-L6-v2" in card
 
 
+@pytest.mark.slow
 def test_bench_student_small_prints_every_row(small_run, env, tmp_path):
     out, _, _ = small_run
     args = [
@@ -88,6 +90,7 @@ def test_bench_student_small_prints_every_row(small_run, env, tmp_path):
     assert "Asymmetric retrieval" in md
 
 
+@pytest.mark.slow
 def test_bench_ablations_small(small_run, env, tmp_path):
     out, _, _ = small_run
     bench("student_ablations.py", "--vocab", str(out / "vocab"), "--small", "--results", str(tmp_path), env=env)
@@ -98,6 +101,7 @@ def test_bench_ablations_small(small_run, env, tmp_path):
     assert "| no skip-grams |" in (tmp_path / "student_ablations.md").read_text()
 
 
+@pytest.mark.slow
 def test_bench_tokenizer_speed_small(small_run, env, tmp_path):
     out, _, _ = small_run
     vocab, folded = str(out / "vocab"), str(out / "student-folded")
@@ -108,6 +112,7 @@ def test_bench_tokenizer_speed_small(small_run, env, tmp_path):
     assert data and all(np.isfinite(list(numbers_in(data))))
 
 
+@pytest.mark.slow
 def test_cards_and_results_name_the_real_teacher_and_corpus(small_run, env, tmp_path, minilm_path, stsb_train):
     """Issue #10: a run on a user corpus with a user teacher says so in results.json and in both model cards."""
     corpus = tmp_path / "my-corpus.txt"
@@ -128,10 +133,11 @@ def test_cards_and_results_name_the_real_teacher_and_corpus(small_run, env, tmp_
         assert "wikipedia" not in card.lower() and "sentence-transformers/stsb" not in meta["datasets"]
 
 
+@pytest.mark.slow
 def test_cli_distill_fitted_to_a_beir_folder(small_run, env, tmp_path):
     """Issue #16 item 1: a student fitted to a user's documents (a tiny BEIR folder of real SciFact documents), its
     vocabulary merged into the general one, general texts mixed in."""
-    from st_bertapprox.data import dataset_path
+    from st_bertapprox.data.shared import dataset_path
 
     beir = tmp_path / "my-docs"
     beir.mkdir()
@@ -148,12 +154,13 @@ def test_cli_distill_fitted_to_a_beir_folder(small_run, env, tmp_path):
 
     general, fitted = VocabSetEncoder.load(str(general_vocab)), VocabSetEncoder.load(str(out / "vocab"))
     assert set(general.vocab.entries) < set(fitted.vocab.entries)
-    from st_bertapprox.loading import load_model
+    from st_bertapprox.persistence.loading import load_model
 
     emb = load_model(str(out / "student-folded")).encode(["Aspirin lowers the risk of heart attack."])
     assert emb.shape == (1, 384) and np.isfinite(emb).all()
 
 
+@pytest.mark.slow
 def test_cli_distill_contextual_student_with_entry_targets(small_run, env, tmp_path):
     """Issue #16 item 2 through the CLI: a contextual student (entries attend to each other) distilled with
     entry-level targets on the small run's vocabulary and corpus; saved unfolded, folded and run in numpy (equal)."""
@@ -165,18 +172,19 @@ def test_cli_distill_contextual_student_with_entry_targets(small_run, env, tmp_p
     assert results["student"]["context_layers"] == 1 and results["config"]["entry_loss_weight"] == 1
     assert 0.3 < results["metrics"]["heldout_cosine"] < 1, results["metrics"]
     assert "entry-level targets" in (out / "student" / "README.md").read_text()
-    from st_bertapprox.loading import load_model
+    from st_bertapprox.persistence.loading import load_model
 
     texts = ["A man is playing a guitar.", "Aspirin lowers the risk of heart attack.", ""]
     unfolded, folded = load_model(str(out / "student")), load_model(str(out / "student-folded"))
     assert unfolded[1].context_layers == folded[1].context_layers == 1
     ref = unfolded.encode(texts)
     assert np.abs(folded.encode(texts) - ref).max() <= 1e-5
-    from st_bertapprox.numpy_student import NumpyStudent
+    from st_bertapprox.inference.numpy_student import NumpyStudent
 
     assert np.abs(NumpyStudent.from_pretrained(str(out / "student-folded")).encode(texts) - ref).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_cli_mteb_on_the_small_student(small_run, env, tmp_path):
     out, results, _ = small_run
     proc = cli("mteb", str(out / "student-folded"), "--tasks", "STSBenchmarkDev", "--output", str(tmp_path), env=env)
@@ -185,6 +193,7 @@ def test_cli_mteb_on_the_small_student(small_run, env, tmp_path):
     assert score == pytest.approx(results["metrics"]["sts-dev_spearman_cosine"], abs=2e-3)
 
 
+@pytest.mark.slow
 def test_cli_push_to_a_local_hub_and_offline(small_run, tmp_path):
     out, _, _ = small_run
     with HubServer(tmp_path / "hub") as hub:
@@ -196,12 +205,14 @@ def test_cli_push_to_a_local_hub_and_offline(small_run, tmp_path):
         assert {"modules.json", "README.md", "st_bertapprox_student.py"} <= {p.name for p in snapshot.iterdir()}
 
 
+@pytest.mark.slow
 def test_cli_push_offline_is_a_clear_error(small_run, capsys):
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # conftest: this process never reaches the Hub
     code, err = main_in_process("push", str(small_run[0] / "student-folded"), "user/x", capsys=capsys)
     assert code == 2 and "cannot push while offline" in err, err
 
 
+@pytest.mark.slow
 def test_bench_frontier_small(small_run, env, tmp_path):
     """bench/frontier.py --small: every row and column, the plot, and it prints the JSON it writes. The model2vec
     distill is a stand-in (the teacher's word embeddings as a StaticModel: instant) and tokenlearn is off: the real
@@ -210,7 +221,7 @@ def test_bench_frontier_small(small_run, env, tmp_path):
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
-    from st_bertapprox.data import teacher_path
+    from st_bertapprox.data.shared import teacher_path
 
     out, peers = small_run[0], tmp_path / "peers"
     words = SentenceTransformer(teacher_path(), device="cpu")[0].auto_model.embeddings.word_embeddings.weight
@@ -239,6 +250,7 @@ def test_bench_frontier_small(small_run, env, tmp_path):
     assert rows["fitted"]["ndcg"] == pytest.approx(rows["student"]["ndcg"], abs=1e-6)  # the same run, twice
 
 
+@pytest.mark.slow
 def test_bench_retrieval_small(small_run, env, tmp_path):
     """bench/retrieval.py --small: every row (torch, NumpyStudent, ONNX, int8, asymmetric) and every column, the
     scale and cache tables; exports agree with their source on SciFact (fp32: the same nDCG@10)."""
@@ -267,6 +279,7 @@ def test_bench_retrieval_small(small_run, env, tmp_path):
     assert 0 < results["cache"]["NumpyStudent"]["hit_rate"] < 1
 
 
+@pytest.mark.slow
 def test_bench_qa_small(small_run, tmp_path):
     """bench/qa.py --small: trains a reader on 16 questions, then every row (reader only, teacher and student
     retrievers at k 1 and 3) with finite EM/F1/hit@k, and the reasoning line."""

@@ -14,14 +14,14 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
 
-from st_bertapprox.config import DistillConfig, StudentConfig
-from st_bertapprox.distill import build_student, distill
+from st_bertapprox.config import DistillConfig, StudentConfig, VocabConfig
+from st_bertapprox.distill.mining import embed_vocab, mine_vocab
+from st_bertapprox.distill.student import build_student, distill
 from st_bertapprox.evaluation import TeacherAgreementEvaluator
-from st_bertapprox.export import save_with_code
+from st_bertapprox.inference.numpy_student import NumpyStudent
 from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder, fold_student
 from st_bertapprox.modules.vocab import NGramVocab
-from st_bertapprox.numpy_student import NumpyStudent
-from st_bertapprox.vocab_builder import embed_vocab, mine_vocab
+from st_bertapprox.persistence.saving import save_with_code
 
 
 def random_pooling(pooling="attention", heads=4, seed=0, context_layers=0) -> DeepSetsPooling:
@@ -151,6 +151,7 @@ print(json.dumps({"module": type(model[0]).__module__, "emb": model.encode(json.
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context_layers", [0, 1])
 @pytest.mark.parametrize("folded", [False, True])
 def test_save_load_round_trip_with_and_without_the_package(tmp_path, folded, context_layers):
@@ -188,15 +189,15 @@ def test_encoder_errors(tmp_path):
         VocabSetEncoder.load(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_distillation_on_real_teacher(minilm_path, stsb_train, tmp_path, monkeypatch):
     """build-vocab -> distill -> encode with all-MiniLM-L6-v2 as teacher, on real STS-B sentences."""
     monkeypatch.setenv("ST_BERTAPPROX_CACHE", str(tmp_path / "cache"))
     teacher = SentenceTransformer(minilm_path, device="cpu")
     sentences = list(dict.fromkeys(list(stsb_train["sentence1"]) + list(stsb_train["sentence2"])))[:1800]
     train, heldout = sentences[:1500], sentences[1500:]
-    vocab = mine_vocab(
-        train, max_unigrams=2000, max_ngrams=600, max_skipgrams=200, min_count=2, show_progress_bar=False
-    )
+    config = VocabConfig(max_unigrams=2000, max_ngrams=600, max_skipgrams=200, min_count=2)
+    vocab = mine_vocab(train, config, show_progress_bar=False)
     assert vocab.num_skipgrams > 0 and vocab.num_ngrams > 500
     encoder = embed_vocab(vocab, teacher, show_progress_bar=False)
     encoder.save(str(tmp_path / "vocab"))

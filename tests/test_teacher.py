@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from st_bertapprox.teacher import encode_cached, model_fingerprint
+from st_bertapprox.distill.teacher_cache import encode_cached
+from st_bertapprox.fingerprint import model_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def test_interrupted_run_resumes_and_reuses_cached_texts(teacher, texts, tmp_pat
         encode_cached(teacher, [], directory=tmp_path)
 
 
+@pytest.mark.slow
 def test_several_devices_use_the_multi_process_pool(teacher, texts, tmp_path):
     out = encode_cached(teacher, texts, devices=["cpu", "cpu"], directory=tmp_path, show_progress_bar=False)
     np.testing.assert_allclose(out, teacher.encode(texts), atol=1e-5)

@@ -1,4 +1,4 @@
-"""The tiny transformer baseline (``st_bertapprox.tiny``, ``st-bertapprox distill-tiny``): the PCA-projected
+"""The tiny transformer baseline (``st_bertapprox.distill.tiny``, ``st-bertapprox distill-tiny``): the PCA-projected
 initialisation, shapes, save -> load (also where st-bertapprox is not installed), bad options, and the small job."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from sentence_transformers import SentenceTransformer
 from test_student import WITHOUT_PACKAGE
 
 from st_bertapprox.config import TinyConfig
-from st_bertapprox.hub import CardInfo, save_pretrained
-from st_bertapprox.loading import load_model
-from st_bertapprox.tiny import build_tiny_student, pca_basis, teacher_embeddings
+from st_bertapprox.distill.tiny import build_tiny_student, pca_basis, teacher_embeddings
+from st_bertapprox.persistence.cards import CardInfo
+from st_bertapprox.persistence.loading import load_model
+from st_bertapprox.persistence.saving import save_pretrained
 
 TEXTS = ["A man is playing a guitar.", "New York city is big", "", "naïve café", "the " * 300]
 
@@ -78,7 +79,8 @@ def test_pca_keeps_the_teachers_word_piece_cosines(teacher, tiny):
     random = np.corrcoef(ref, _pairwise_cosines(word[ids] @ q))[0, 1]
     assert pca > 0.9 and pca > random + 0.1, (pca, random)
     torch.manual_seed(0)
-    fresh = build_tiny_student(teacher, embedding_init="random")[0].bert.embeddings.word_embeddings.weight.detach()
+    fresh = build_tiny_student(teacher, TinyConfig(embedding_init="random"))[0].bert.embeddings.word_embeddings.weight
+    fresh = fresh.detach()
     assert abs(np.corrcoef(ref, _pairwise_cosines(fresh[ids]))[0, 1]) < 0.1  # the ablation really is random
 
 
@@ -95,6 +97,7 @@ def test_forward_and_encode_shapes(tiny):
     assert tiny.get_embedding_dimension() == 384
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_with_and_without_the_package(tiny, tmp_path):
     ref = tiny.encode(TEXTS)
     info = CardInfo(title="tiny", description="d", architecture="a", training="t", command="pytest")
@@ -120,12 +123,12 @@ def test_bad_sizes_are_clear_errors(teacher):
     with pytest.raises(ValueError, match=r"--layers\) must be an integer >= 1, got 0"):
         TinyConfig(layers=0)
     with pytest.raises(ValueError, match="384-dimensional table onto 512 principal directions"):
-        build_tiny_student(teacher, hidden=512, heads=8)
+        build_tiny_student(teacher, TinyConfig(hidden=512, heads=8))
 
 
 def _main(*args: str, capsys) -> tuple[int, str, str]:
     """``st-bertapprox ARGS`` in this process: (exit status, stdout, stderr)."""
-    from st_bertapprox.cli import main
+    from st_bertapprox.cli.main import main
 
     try:
         main(list(args))
@@ -151,9 +154,10 @@ def test_cli_bad_values_fail_before_any_work(args, message, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_distill_tiny_small(tmp_path, monkeypatch, capsys):
     """``st-bertapprox distill-tiny --small``, with a fresh teacher cache, as a user runs it."""
-    from st_bertapprox.data import load_corpus
+    from st_bertapprox.data.corpus import load_corpus
 
     monkeypatch.setenv("ST_BERTAPPROX_CACHE", str(tmp_path / "teacher-cache"))
     out = tmp_path / "run"

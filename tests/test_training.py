@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
 from st_bertapprox import MLPMeanPooling
+
+pytestmark = pytest.mark.slow  # every test here runs real weights end to end
 
 
 def pair_loss(model: SentenceTransformer, data) -> float:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .agreement import TeacherAgreementEvaluator, mean_cosine, neighbour_overlap
-from .clustering import clustering_v_measure
-from .retrieval import ndcg_at_k, retrieval_ndcg
-from .sts import evaluate_stsb, stsb_evaluator
+from st_bertapprox.evaluation.agreement import TeacherAgreementEvaluator, mean_cosine, neighbour_overlap
+from st_bertapprox.evaluation.clustering import clustering_v_measure
+from st_bertapprox.evaluation.retrieval import ndcg_at_k, retrieval_ndcg
+from st_bertapprox.evaluation.sts import evaluate_stsb, stsb_evaluator
 
 __all__ = [
     "TeacherAgreementEvaluator",

@@ -42,11 +42,15 @@ class TeacherAgreementEvaluator(BaseEvaluator):
         sentences: Held-out texts.
         teacher_embeddings: The teacher's (N, D) embeddings of ``sentences``.
         name: Metric prefix, e.g. ``"heldout"`` -> ``eval_heldout_cosine`` in the trainer.
+        batch_size: Batch size for encoding ``sentences`` with the student.
+
+    Raises:
+        ValueError: If ``sentences`` and ``teacher_embeddings`` differ in length.
     """
 
     def __init__(
         self, sentences: list[str], teacher_embeddings: np.ndarray, name: str = "heldout", batch_size: int = 64
-    ):
+    ) -> None:
         super().__init__()
         if len(sentences) != len(teacher_embeddings):
             raise ValueError(f"{len(sentences)} sentences but {len(teacher_embeddings)} teacher embeddings")
@@ -54,7 +58,10 @@ class TeacherAgreementEvaluator(BaseEvaluator):
         self.name, self.batch_size = name, batch_size
         self.primary_metric = "cosine"
 
-    def __call__(self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1):
+    def __call__(
+        self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1
+    ) -> dict[str, float]:
+        """Encode the held-out texts with ``model``; return the prefixed metrics (``output_path`` is unused)."""
         emb = model.encode(self.sentences, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         metrics = {
             "cosine": mean_cosine(emb, self.teacher_embeddings),
@@ -68,4 +75,5 @@ class TeacherAgreementEvaluator(BaseEvaluator):
 
     @property
     def description(self) -> str:
+        """The evaluator's name in logs and model cards."""
         return "Teacher agreement"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from sentence_transformers import SentenceTransformer
+
+if TYPE_CHECKING:
+    from st_bertapprox.modules.bert import BertTransformer
 
 DEMO_PAIRS = [
     ("How are you?", "How are things?"),
@@ -24,13 +29,14 @@ FRAME = "I saw a {} in the garden."
 
 
 def pair_cosines(model: SentenceTransformer, pairs: list[tuple[str, str]] = DEMO_PAIRS) -> list[float]:
+    """The cosine similarity of ``model``'s embeddings of each (a, b) pair in ``pairs``, in order."""
     a = model.encode([p[0] for p in pairs], convert_to_tensor=True)
     b = model.encode([p[1] for p in pairs], convert_to_tensor=True)
     return torch.nn.functional.cosine_similarity(a, b).tolist()
 
 
 @torch.no_grad()
-def token_vector(bert, sentence: str, word: str) -> torch.Tensor:
+def token_vector(bert: BertTransformer, sentence: str, word: str) -> torch.Tensor:
     """The contextual vector (last layer) of ``word`` in ``sentence``; ``word`` must be one word piece."""
     features = bert.preprocess([sentence])
     ids = features["input_ids"][0].tolist()
@@ -42,7 +48,7 @@ def token_vector(bert, sentence: str, word: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def contextual_probe(bert) -> dict[str, float]:
+def contextual_probe(bert: BertTransformer) -> dict[str, float]:
     """Cosines showing that BERT token vectors depend on context, unlike its static input embeddings."""
     cos = torch.nn.functional.cosine_similarity
     table = bert.bert.embeddings.word_embeddings.weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
-from ..data import load_stsb
+from st_bertapprox.data.shared import load_stsb
 
 
 def stsb_evaluator(split: str = "dev", name: str | None = None, batch_size: int = 32) -> EmbeddingSimilarityEvaluator:

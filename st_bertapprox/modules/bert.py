@@ -5,8 +5,8 @@ Transformers for Language Understanding". Attribute paths mirror Hugging Face ``
 HF BERT ``state_dict`` loads with ``strict=True`` and no rename map, and our saved weights load into
 ``transformers.BertModel``. Decoder, cross-attention and KV-cache branches are left out on purpose.
 
-This file imports only torch, transformers (for the tokenizer), sentence-transformers and its sibling ``files``, so it
-can travel with a saved model as remote code.
+This file imports only torch, transformers (for the tokenizer), sentence-transformers and its siblings ``checks``
+and ``io``, so it can travel with a saved model as remote code.
 """
 
 from __future__ import annotations
@@ -21,17 +21,8 @@ import torch.nn.functional as F
 from sentence_transformers.sentence_transformer.modules import InputModule
 from torch import Tensor, nn
 
-from .files import (
-    check_local_module_folder,
-    check_max_seq_length,
-    find_file,
-    load_config_file,
-    load_tensors,
-    save_code,
-    save_json,
-    save_tensors,
-    warn_unknown_kwargs,
-)
+from .checks import check_local_module_folder, check_max_seq_length, find_file, warn_unknown_kwargs
+from .io import load_config_file, load_tensors, save_code, save_json, save_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +76,7 @@ class BertConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_hf_dict(self) -> dict[str, Any]:
+        """The HF ``config.json`` dict of this config (``model_type`` "bert", ``architectures`` ["BertModel"])."""
         return {
             "architectures": ["BertModel"],
             "model_type": "bert",
@@ -94,6 +86,8 @@ class BertConfig:
 
 
 class BertEmbeddings(nn.Module):
+    """Word + token-type + absolute position embeddings, then LayerNorm and dropout (HF ``BertEmbeddings``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
@@ -104,6 +98,7 @@ class BertEmbeddings(nn.Module):
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """Embed token ids (B, T) into (B, T, C); ``token_type_ids`` default to zeros."""
         B, T = input_ids.size()
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -113,6 +108,8 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention, without the output projection (HF ``BertSelfAttention``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.n_head = config.num_attention_heads
@@ -122,6 +119,7 @@ class BertSelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Attend over (B, T, C) hidden states; ``mask`` is a bool (B, 1, 1, T) True-to-attend mask, or None."""
         B, T, C = x.size()
         q = self.query(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = self.key(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -141,30 +139,39 @@ class BertAddNorm(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, h: Tensor, x: Tensor) -> Tensor:
+        """``LayerNorm(dropout(dense(h)) + x)``: project ``h`` back to the hidden size and add the residual ``x``."""
         return self.LayerNorm(self.dropout(self.dense(h)) + x)
 
 
 class BertAttention(nn.Module):
+    """Self-attention followed by its add & norm output block (HF ``BertAttention``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.self = BertSelfAttention(config)
         self.output = BertAddNorm(config.hidden_size, config)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Self-attention on ``x`` (B, T, C), then ``LayerNorm(dense(attention) + x)``."""
         return self.output(self.self(x, mask), x)
 
 
 class BertIntermediate(nn.Module):
+    """The feed-forward up-projection and activation, hidden size -> intermediate size (HF ``BertIntermediate``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
+        """``act(dense(x))``: (B, T, C) -> (B, T, intermediate_size)."""
         return self.act(self.dense(x))
 
 
 class BertLayer(nn.Module):
+    """One Transformer block: attention + add & norm, feed-forward + add & norm (HF ``BertLayer``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.attention = BertAttention(config)
@@ -172,27 +179,34 @@ class BertLayer(nn.Module):
         self.output = BertAddNorm(config.intermediate_size, config)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Run the block on (B, T, C) hidden states; ``mask`` as in :class:`BertSelfAttention`."""
         x = self.attention(x, mask)
         return self.output(self.intermediate(x), x)
 
 
 class BertEncoder(nn.Module):
+    """The stack of ``num_hidden_layers`` :class:`BertLayer` blocks (HF ``BertEncoder``)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Run every layer in turn on (B, T, C) hidden states, with the same ``mask``."""
         for layer in self.layer:
             x = layer(x, mask)
         return x
 
 
 class BertPooler(nn.Module):
+    """``tanh(dense(h_[CLS]))``, the pooled output of HF ``BertPooler``."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Pool (B, T, C) hidden states into (B, C) from the first ([CLS]) position."""
         return torch.tanh(self.dense(x[:, 0]))  # (B, C) from the [CLS] position
 
 
@@ -224,6 +238,8 @@ class Bert(nn.Module):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
+        """Encode ``input_ids`` (B, T) into hidden states (B, T, C) and the pooled output (B, C), or None without a
+        pooler. ``attention_mask`` (B, T) is 1 for real tokens, 0 for padding."""
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             # bool (B, 1, 1, T): True = attend; left as None when nothing is padded so SDPA takes its fastest kernel
@@ -246,13 +262,19 @@ class Bert(nn.Module):
                 "an HF BERT checkpoint: config.json plus model.safetensors or pytorch_model.bin."
             )
         config = BertConfig.from_hf_dict(load_config_file(config_path), source=config_path)
-        state_dict = _convert_hf_state_dict(_load_state_dict(model_name_or_path, **hub_kwargs))
+        state_dict = convert_hf_state_dict(load_hf_state_dict(model_name_or_path, **hub_kwargs))
         model = cls(config, add_pooling_layer="pooler.dense.weight" in state_dict)
-        _check_and_load(model, state_dict, source=model_name_or_path)
+        check_and_load(model, state_dict, source=model_name_or_path)
         return model
 
 
-def _load_state_dict(model_name_or_path: str, **hub_kwargs: Any) -> dict[str, Tensor]:
+def load_hf_state_dict(model_name_or_path: str, **hub_kwargs: Any) -> dict[str, Tensor]:
+    """The raw ``state_dict`` of an HF checkpoint (folder or Hub repo id): ``model.safetensors``, else
+    ``pytorch_model.bin`` (loaded with ``weights_only=True``); keys as saved (see :func:`convert_hf_state_dict`).
+
+    Raises:
+        FileNotFoundError: neither weights file is there.
+    """
     path = find_file(model_name_or_path, "model.safetensors", **hub_kwargs)
     if path is not None:
         return load_tensors(path)
@@ -262,8 +284,10 @@ def _load_state_dict(model_name_or_path: str, **hub_kwargs: Any) -> dict[str, Te
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _convert_hf_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Normalise checkpoint quirks: ``bert.`` prefix (task heads), ``cls.*`` heads, legacy gamma/beta, buffers."""
+def convert_hf_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The keys of a :class:`Bert` from an HF checkpoint's: the ``bert.`` prefix (task heads) stripped, ``cls.*``
+    heads and the ``position_ids`` / ``token_type_ids`` buffers dropped, legacy LayerNorm ``gamma``/``beta`` renamed
+    ``weight``/``bias``. Other keys (e.g. a task head's) pass through unchanged."""
     out = {}
     for key, value in state_dict.items():
         key = key.removeprefix("bert.")
@@ -275,7 +299,13 @@ def _convert_hf_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _check_and_load(model: nn.Module, state_dict: dict[str, Tensor], source: str) -> None:
+def check_and_load(model: nn.Module, state_dict: dict[str, Tensor], source: str) -> None:
+    """``model.load_state_dict(state_dict, strict=True)`` after checking keys and shapes, with errors that name
+    ``source`` (the checkpoint), up to ten missing / unexpected keys, or the first misshapen tensor.
+
+    Raises:
+        ValueError: the keys or a tensor's shape do not match ``model``.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -387,6 +417,7 @@ class BertTransformer(InputModule):
 
     @property
     def config(self) -> BertConfig:
+        """The :class:`BertConfig` of the wrapped encoder."""
         return self.bert.config
 
     def preprocess(self, inputs: list[str] | list[tuple[str, str]], prompt: str | None = None, **kwargs: Any) -> dict:
@@ -414,6 +445,7 @@ class BertTransformer(InputModule):
         )
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        """Encode tokenized features with :class:`Bert` and add its token, [CLS] and pooler embeddings to them."""
         hidden, pooled = self.bert(features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
         features["token_embeddings"] = hidden  # (B, T, C)
         features["cls_token_embeddings"] = hidden[:, 0]  # (B, C)
@@ -422,6 +454,7 @@ class BertTransformer(InputModule):
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The hidden size of the encoder, the width of its token embeddings."""
         return self.bert.config.hidden_size
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
@@ -444,6 +477,7 @@ class BertTransformer(InputModule):
         local_files_only: bool = False,
         **kwargs: Any,
     ) -> BertTransformer:
+        """Load a BertTransformer from a saved module folder, a plain HF BERT checkpoint or a Hub repo id."""
         hub_kwargs = dict(
             subfolder=subfolder,
             token=token,

@@ -2,7 +2,7 @@
 
 Each layer is ``act(linear(x))`` plus, with ``residual=True``, the input (through a bias-free projection when the
 widths differ) -- exactly the computation of sentence-transformers' ``Dense(..., use_residual=...)``, so a trained
-module exports 1:1 to built-in ``Dense`` modules + ``Pooling("mean")`` (see ``st_bertapprox.export``).
+module exports 1:1 to built-in ``Dense`` modules + ``Pooling("mean")`` (see ``st_bertapprox.persistence.saving``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 from sentence_transformers.sentence_transformer.modules import Module
 from torch import Tensor, nn
 
-from .files import ConfigAndWeights, warn_unknown_kwargs
+from .base import ConfigAndWeights
+from .checks import warn_unknown_kwargs
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "identity": nn.Identity}
 
@@ -33,6 +34,7 @@ class MLPLayer(nn.Module):
             nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the layer to (..., d_in) features, giving (..., d_out)."""
         out = self.act(self.linear(self.dropout(x)))
         if self.use_residual:
             out = out + (self.residual(x) if hasattr(self, "residual") else x)
@@ -103,6 +105,7 @@ class MLPMeanPooling(ConfigAndWeights, Module):
         )
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        """Run the MLP on every token, then mean-pool over unmasked tokens into ``sentence_embedding``."""
         x = features["token_embeddings"]  # (B, T, C)
         for layer in self.layers:
             x = layer(x)  # (B, T, C')
@@ -111,4 +114,5 @@ class MLPMeanPooling(ConfigAndWeights, Module):
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the sentence embedding, ``output_dim``."""
         return self.output_dim

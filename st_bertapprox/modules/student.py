@@ -27,13 +27,10 @@ import torch.nn.functional as F
 from sentence_transformers.sentence_transformer.modules import InputModule, Module
 from torch import Tensor, nn
 
-from .files import (
+from .base import ConfigAndWeights
+from .checks import check_local_module_folder, check_max_seq_length, find_file, hub_kwargs_of, warn_unknown_kwargs
+from .io import (
     MODULES_FILE,
-    ConfigAndWeights,
-    check_local_module_folder,
-    check_max_seq_length,
-    find_file,
-    hub_kwargs_of,
     load_config_file,
     load_json,
     load_tensors,
@@ -41,7 +38,6 @@ from .files import (
     save_json,
     save_tensors,
     tensor_shapes,
-    warn_unknown_kwargs,
 )
 from .vocab import NGramVocab, check_texts
 
@@ -60,10 +56,14 @@ class VocabSetEncoder(InputModule):
         folded_heads: Number of attention-logit columns after ``phi(x)`` in each row (0 for raw teacher embeddings).
         folded_context: Number of columns after those: a folded contextual student's first-block queries, keys and
             values (``3 * context_dim``; 0 otherwise).
+        adapters: Saved ``adapter_u`` / ``adapter_v`` tensors for the adapter (shapes checked against
+            ``adapter_rank`` and the table); None keeps the fresh initialisation.
         storage_dtype: ``"float16"`` (half the size on disk) or ``"float32"``. The table is rounded to this precision
             on construction, so a saved and reloaded model is bit-identical to the one in memory.
         adapter_rank: If > 0, a trainable low-rank correction ``U[e] @ V`` (``U``: (V, r), zero-initialised;
-            ``V``: (r, C)) is added to every entry's frozen embedding; it is per-entry, so it folds away.
+            ``V``: (r, C)) is added to every entry's frozen embedding; it is per-entry, so it folds away. The default
+            0 is a vocabulary as built, loaded or folded; ``StudentConfig.adapter_rank`` (32) is the rank
+            ``build_student`` gives the encoder it trains (``tests/test_defaults.py`` pins both).
 
     Example::
 
@@ -165,6 +165,7 @@ class VocabSetEncoder(InputModule):
         return {"input_ids": input_ids, "attention_mask": (input_ids != 0).long()}
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        """Look up the entry ids' embeddings (plus the adapter) into ``token_embeddings`` (B, T, C)."""
         ids = features["input_ids"]  # (B, T)
         x = self.embeddings(ids)  # (B, T, C)
         if self.adapter_rank:
@@ -179,13 +180,16 @@ class VocabSetEncoder(InputModule):
         return self.embeddings.weight
 
     def get_embedding_dimension(self) -> int:
+        """The width C of an entry embedding (without a folded table's logit and context columns)."""
         return self.embeddings.embedding_dim - self.folded_heads - self.folded_context
 
     @property
     def tokenizer(self) -> NGramVocab:
+        """The :class:`NGramVocab` that splits texts into entries."""
         return self.vocab
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the vocabulary, the table (in ``storage_dtype``) with any adapter, the config and the module code."""
         os.makedirs(output_path, exist_ok=True)
         self.vocab.save(os.path.join(output_path, self.vocab_file_name))
         adapters = {"adapter_u": self.adapter_u, "adapter_v": self.adapter_v} if self.adapter_rank else {}
@@ -251,6 +255,8 @@ class SetBlock(nn.Module):
         return self.qkv(self.norm(v))
 
     def forward(self, v: Tensor, mask: Tensor, qkv: Tensor | None = None) -> Tensor:
+        """Update entry vectors (B, T, width) under ``mask`` (B, T), True for real entries; ``qkv`` is a folded
+        table's precomputed :meth:`entry_qkv` of ``v``, or None to compute it."""
         B, T, _ = v.size()
         qkv = self.entry_qkv(v) if qkv is None else qkv
         if self.positions is not None:
@@ -286,7 +292,10 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         context_positions: Ablation: learned entry-position offsets in the blocks (0: order-free, the default).
 
     ``forward`` also writes ``entry_embeddings`` (B, T, C): every entry's vector as pooled (after the context
-    blocks), what entry-level distillation (:class:`st_bertapprox.distill.EntryDistillLoss`) trains.
+    blocks), what entry-level distillation (:class:`st_bertapprox.distill.losses.EntryDistillLoss`) trains.
+
+    The defaults are ``StudentConfig``'s (this file travels with a saved model and cannot import it, so
+    ``tests/test_defaults.py`` pins them); a saved model's ``deepsets_config.json`` records every value.
     """
 
     config_keys: list[str] = [
@@ -310,7 +319,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         embedding_dimension: int,
         phi_hidden_dim: int = 1024,
         num_heads: int = 4,
-        rho_hidden_dim: int = 1024,
+        rho_hidden_dim: int = 512,
         output_dim: int | None = None,
         pooling: str = "attention",
         dropout: float = 0.1,
@@ -383,6 +392,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         return self.embedding_dimension + self.num_heads + (3 * self.context_dim if self.context_layers else 0)
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        """Pool the entries' ``token_embeddings`` into ``sentence_embedding`` (and write ``entry_embeddings``)."""
         x, mask = features["token_embeddings"], features["attention_mask"].bool()  # (B, T, C'), (B, T)
         B, T, width = x.size()
         C, H = self.embedding_dimension, self.num_heads
@@ -421,6 +431,7 @@ class DeepSetsPooling(ConfigAndWeights, Module):
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the sentence embedding, ``output_dim``."""
         return self.output_dim
 
     @classmethod

@@ -43,6 +43,7 @@ _CACHED_WORD_CHARS = 64  # only short words go to the piece cache: a hostile tex
 
 
 def normalize(text: str) -> str:
+    """Lowercase; for non-ASCII text also NFD and drop combining marks (accents), as BERT-uncased does."""
     text = text.lower()
     if not text.isascii():
         text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
@@ -50,6 +51,7 @@ def normalize(text: str) -> str:
 
 
 def split_words(text: str) -> list[str]:
+    """The words of the normalised text (steps 1-2 of the module docstring); none: its non-space characters."""
     text = normalize(text)
     return WORD_RE.findall(text) or NONSPACE_RE.findall(text)
 
@@ -344,6 +346,7 @@ class NGramVocab:
     # --- storage -----------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
+        """The content of ``vocab.json``: format version, n-grams, skip-grams, pieces, counts, tokenizer flags."""
         ngram_end, skip_end = 2 + self.num_ngrams, 2 + self.num_ngrams + self.num_skipgrams
         return {
             "format_version": FORMAT_VERSION,
@@ -416,7 +419,8 @@ class NGramVocab:
         return entries_fingerprint(self.entries)
 
     def save(self, path: str) -> None:
-        from .files import save_json  # local import keeps this file free of torch at import time
+        """Write :meth:`to_dict` to ``path`` as JSON, atomically."""
+        from .io import save_json  # local import keeps this file free of torch at import time
 
         save_json(self.to_dict(), path)
 

@@ -4,7 +4,7 @@
   (syntax stripped by :func:`markdown_to_text`) or ``.pdf`` file (``pypdf``'s text extraction, page by page; the
   ``qa`` extra installs it);
 * :func:`split_passages`: blocks (paragraphs: text between blank lines; a PDF page is one block), each split into
-  sentences by Bling Fire (``st_bertapprox.data.split_sentences``) and cut into windows of ``sentences`` sentences
+  sentences by Bling Fire (``data.corpus.split_sentences``) and cut into windows of ``sentences`` sentences
   that overlap by ``overlap`` (an answer near a window's edge keeps its context in the next one). A one-line block
   without final punctuation (a heading) is put in front of the next block instead of being a passage of its own.
 """
@@ -112,7 +112,7 @@ def split_passages(text: str, sentences: int = 4, overlap: int = 1) -> list[str]
     Raises:
         ValueError: ``sentences < 1`` or ``overlap`` not in ``[0, sentences)``.
     """
-    from ..data import split_sentences
+    from st_bertapprox.data.corpus import split_sentences
 
     if sentences < 1 or not 0 <= overlap < sentences:
         raise ValueError(

@@ -107,7 +107,8 @@ def prepare_features(
 
     Args:
         tokenizer: A fast (``offset_mapping``) BERT tokenizer.
-        questions, contexts: One pair per example.
+        questions: The question of each example.
+        contexts: The context (passage) of each example, one per question.
         answers: Per example ``{"text": str, "answer_start": int}`` (SQuAD's first answer), or None: no answer.
         max_length: Word pieces per window, special tokens included.
         doc_stride: Word pieces two consecutive windows of a long context share.
@@ -177,7 +178,11 @@ def best_spans(
 
     Args:
         features: What :func:`prepare_features` made for ``contexts``.
-        start_logits, end_logits: (windows, T) logits (padded windows: extra columns are never in the context).
+        contexts: The context of each example, as passed to :func:`prepare_features`.
+        start_logits: (windows, T) start logits (padded windows: extra columns are never in the context).
+        end_logits: (windows, T) end logits, likewise.
+        n_best: Spans are built from the ``n_best`` highest start and ``n_best`` highest end logits of a window.
+        max_answer_length: Longest span considered, in word pieces.
     """
     best: list[Span | None] = [None] * len(contexts)
     for row, i in enumerate(features.example_index):

@@ -30,10 +30,12 @@ def normalize_answer(s: str) -> str:
 
 
 def exact_match_score(prediction: str, ground_truth: str) -> bool:
+    """Whether the prediction equals the gold answer after :func:`normalize_answer`."""
     return normalize_answer(prediction) == normalize_answer(ground_truth)
 
 
 def f1_score(prediction: str, ground_truth: str) -> float:
+    """Token F1 of the normalised prediction against one gold answer (multiset overlap; 0.0 without overlap)."""
     prediction_tokens = normalize_answer(prediction).split()
     ground_truth_tokens = normalize_answer(ground_truth).split()
     common = Counter(prediction_tokens) & Counter(ground_truth_tokens)

@@ -8,15 +8,17 @@ Two heads share one :class:`~st_bertapprox.modules.bert.Bert` encoder, as BERT r
 * ``reasoning_classifier``: a linear classifier over a pooled vector that names the kind of reasoning a question asks
   for (``REASONING_TYPES``; on SQuAD-style data the labels are weak, see ``st_bertapprox.qa.reasoning``). The pooled
   vector is the encoder's tanh pooler (``tanh(dense(x))``) over ``reasoning_pooling``: ``cls``, the [CLS] vector
-  (BERT's sentence-pair classification), or ``question_mean``, the mean of the question segment's vectors ([CLS],
-  question, [SEP]: ``token_type_ids == 0``), the pooling all-MiniLM-L6-v2 was trained with.
+  (BERT's sentence-pair classification), or ``question_mean`` (the default), the mean of the question segment's
+  vectors ([CLS], question, [SEP]: ``token_type_ids == 0``), the pooling all-MiniLM-L6-v2 was trained with.
 
 The loss is ``(CE(start) + CE(end)) / 2 + reasoning_loss_weight * CE(reasoning)``; positions outside the input and
 the label -100 are ignored, as in HF.
 
 A saved reader is an HF folder: ``config.json`` (``architectures: ["BertForQuestionAnswering"]`` plus our keys
-``reasoning_labels`` and ``reasoning_loss_weight``), ``model.safetensors`` with HF key names (``bert.*``,
-``qa_outputs.*``, ``reasoning_classifier.*``) and the tokenizer. ``transformers.AutoModelForQuestionAnswering``
+``reasoning_labels``, ``reasoning_loss_weight``, ``reasoning_pooling`` and, for a trained reader, ``reader_windows``:
+the windows and answer length it was trained with, which :class:`~st_bertapprox.qa.reader.Reader` reads with by
+default), ``model.safetensors`` with HF key names (``bert.*``, ``qa_outputs.*``, ``reasoning_classifier.*``) and the
+tokenizer. ``transformers.AutoModelForQuestionAnswering``
 reads the encoder and span head from it (it reports the reasoning head as unused); ``AutoModel`` reads the encoder.
 """
 
@@ -31,11 +33,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers.utils import ModelOutput
 
-from ..modules.bert import Bert, BertConfig, BertPooler, _check_and_load, _convert_hf_state_dict, _load_state_dict
-from ..modules.files import find_file, load_config_file, save_json, save_tensors
+from st_bertapprox.modules.checks import find_file
+from st_bertapprox.modules.io import load_config_file, save_json, save_tensors
+
+from ..modules.bert import Bert, BertConfig, BertPooler, check_and_load, convert_hf_state_dict, load_hf_state_dict
 from .reasoning import REASONING_TYPES
 
 REASONING_POOLINGS = ("cls", "question_mean")
+# QAConfig's names of the windows and the decoding length a reader is trained and evaluated with
+READER_WINDOWS = ("max_length", "doc_stride", "max_query_length", "max_answer_length")
 IGNORE_INDEX = -100  # reasoning label of a feature without one (torch's and HF's default ignore index)
 
 
@@ -57,18 +63,23 @@ class QuestionAnsweringWithReasoningOutput(ModelOutput):
 
 
 class BertForQuestionAnsweringWithReasoning(nn.Module):
-    """Our :class:`Bert` with a span head (start/end logits per token) and a reasoning-type head (pooled [CLS]).
+    """Our :class:`Bert` with a span head (start/end logits per token) and a reasoning-type head (pooled vector).
+
+    The defaults of ``reasoning_loss_weight`` and ``reasoning_pooling`` are :class:`~st_bertapprox.config.QAConfig`'s
+    (``tests/test_defaults.py`` pins them); a saved reader's ``config.json`` records its own values.
 
     Args:
         config: The encoder's :class:`BertConfig` (or an HF-style dict).
         reasoning_labels: Names of the reasoning types, in the classifier's order.
         reasoning_loss_weight: Weight of the reasoning cross-entropy next to the span loss.
-        reasoning_pooling: ``cls`` or ``question_mean``: what the pooler reads for the reasoning head.
+        reasoning_pooling: ``question_mean`` or ``cls``: what the pooler reads for the reasoning head.
         encoder: A loaded :class:`Bert` to start from (default: random, HF initialisation).
+        reader_windows: The windows and answer length the reader is trained with (``READER_WINDOWS``, QAConfig's
+            names and meaning), saved in ``config.json`` so that a loaded reader reads with them; None: not recorded.
 
     Example::
 
-        from st_bertapprox.data import teacher_path
+        from st_bertapprox.data.shared import teacher_path
 
         model = BertForQuestionAnsweringWithReasoning.from_pretrained(teacher_path())  # MiniLM, fresh heads
         out = model(input_ids, attention_mask, token_type_ids)  # out.start_logits: (B, T)
@@ -79,9 +90,10 @@ class BertForQuestionAnsweringWithReasoning(nn.Module):
         self,
         config: BertConfig | dict,
         reasoning_labels: list[str] | tuple[str, ...] = REASONING_TYPES,
-        reasoning_loss_weight: float = 1.0,
-        reasoning_pooling: str = "cls",
+        reasoning_loss_weight: float = 0.5,
+        reasoning_pooling: str = "question_mean",
         encoder: Bert | None = None,
+        reader_windows: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         config = config if isinstance(config, BertConfig) else BertConfig.from_hf_dict(config)
@@ -92,6 +104,7 @@ class BertForQuestionAnsweringWithReasoning(nn.Module):
         if reasoning_pooling not in REASONING_POOLINGS:
             raise ValueError(f"reasoning_pooling must be one of {REASONING_POOLINGS}, got {reasoning_pooling!r}")
         self.reasoning_pooling = reasoning_pooling
+        self.reader_windows = check_reader_windows(reader_windows)
         self.config = config
         self.reasoning_labels = list(reasoning_labels)
         self.reasoning_loss_weight = float(reasoning_loss_weight)
@@ -115,6 +128,8 @@ class BertForQuestionAnsweringWithReasoning(nn.Module):
         reasoning_labels: Tensor | None = None,
         **kwargs: Any,
     ) -> QuestionAnsweringWithReasoningOutput:
+        """Span and reasoning logits of a batch; ``loss`` sums the span and weighted reasoning losses of the labels
+        given (None without labels)."""
         hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B, T, C), (B, C)
         start_logits, end_logits = self.qa_outputs(hidden).unbind(-1)  # (B, T) each
         if self.reasoning_pooling == "question_mean":
@@ -145,6 +160,7 @@ class BertForQuestionAnsweringWithReasoning(nn.Module):
             "reasoning_labels": self.reasoning_labels,
             "reasoning_loss_weight": self.reasoning_loss_weight,
             "reasoning_pooling": self.reasoning_pooling,
+            **({"reader_windows": dict(self.reader_windows)} if self.reader_windows is not None else {}),
         }
 
     def save_pretrained(self, output_dir: str | os.PathLike, tokenizer: Any = None) -> None:
@@ -179,15 +195,15 @@ class BertForQuestionAnsweringWithReasoning(nn.Module):
                 f"No config.json in {path!r}: pass a saved reader or an HF BERT checkpoint folder."
             )
         hf = load_config_file(config_path)
-        state_dict = dict(_load_state_dict(path))  # model.safetensors, else pytorch_model.bin
+        state_dict = dict(load_hf_state_dict(path))  # model.safetensors, else pytorch_model.bin
         heads = {k: state_dict.pop(k) for k in list(state_dict) if k.split(".")[0] in _HEADS}
-        encoder_state = _convert_hf_state_dict(state_dict)
+        encoder_state = convert_hf_state_dict(state_dict)
         config = BertConfig.from_hf_dict(hf, source=config_path)
         encoder = Bert(config, add_pooling_layer="pooler.dense.weight" in encoder_state)
-        _check_and_load(encoder, encoder_state, source=path)
+        check_and_load(encoder, encoder_state, source=path)
         model = cls(config, encoder=encoder, **_head_kwargs(hf, reasoning_loss_weight, reasoning_pooling))
         if heads:  # a saved reader; a bare encoder checkpoint keeps the fresh heads
-            _check_and_load(_Heads(model), heads, source=path)
+            check_and_load(_Heads(model), heads, source=path)
         return model
 
 
@@ -195,7 +211,7 @@ _HEADS = ("qa_outputs", "reasoning_classifier")
 
 
 class _Heads(nn.Module):
-    """A view of a reader's two heads, so a mismatching checkpoint gets ``_check_and_load``'s error message."""
+    """A view of a reader's two heads, so a mismatching checkpoint gets ``check_and_load``'s error message."""
 
     def __init__(self, model: BertForQuestionAnsweringWithReasoning) -> None:
         super().__init__()
@@ -204,11 +220,32 @@ class _Heads(nn.Module):
 
 def _head_kwargs(hf: dict[str, Any], weight: float | None, pooling: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"reasoning_labels": hf.get("reasoning_labels") or list(REASONING_TYPES)}
+    out["reader_windows"] = hf.get("reader_windows")  # None: a bare encoder, or a reader saved before they were
     if weight is not None or "reasoning_loss_weight" in hf:
         out["reasoning_loss_weight"] = weight if weight is not None else hf["reasoning_loss_weight"]
     if pooling is not None or "reasoning_pooling" in hf:
         out["reasoning_pooling"] = pooling if pooling is not None else hf["reasoning_pooling"]
     return out
+
+
+def check_reader_windows(windows: dict[str, Any] | None) -> dict[str, int] | None:
+    """``windows`` as a plain dict, checked: only ``READER_WINDOWS`` keys, integers >= 0 (None passes).
+
+    Raises:
+        ValueError: an unknown key or a value that is not an integer >= 0.
+    """
+    if windows is None:
+        return None
+    if not isinstance(windows, dict):
+        raise ValueError(f"reader_windows must be a dict of {READER_WINDOWS}, got {windows!r}")
+    unknown = sorted(set(windows) - set(READER_WINDOWS))
+    bad = {k: v for k, v in windows.items() if type(v) is not int or v < 0}
+    if unknown or bad:
+        raise ValueError(
+            f"reader_windows must map some of {READER_WINDOWS} to integers >= 0; got unknown keys {unknown}, "
+            f"bad values {bad}"
+        )
+    return dict(windows)
 
 
 def span_loss(start_logits: Tensor, end_logits: Tensor, start_positions: Tensor, end_positions: Tensor) -> Tensor:

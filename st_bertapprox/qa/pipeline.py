@@ -1,9 +1,9 @@
 """Retrieve, then read: answer questions over documents with a sentence model (retriever) and the reader.
 
 Passages are embedded once by any SentenceTransformer (the teacher, a student: the reader never sees its vectors)
-into a ``st_bertapprox.retrieval.SearchIndex`` (exact inner product); a question retrieves its top ``k`` passages,
-the reader reads each, and the answers compete on the reader's score (``passage_score``: the span's margin over the
-passage's own "no answer here" score by default, see ``st_bertapprox.qa.reader.ReaderAnswer``).
+into a ``st_bertapprox.inference.index.SearchIndex`` (exact inner product); a question retrieves its top ``k``
+passages, the reader reads each, and the answers compete on the reader's score (``passage_score``: the span's margin
+over the passage's own "no answer here" score by default, see ``st_bertapprox.qa.reader.ReaderAnswer``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..retrieval import SearchIndex
+from st_bertapprox.inference.index import SearchIndex
+
 from .documents import Passage, document_passages
 from .reader import PassageScore, Reader
 
@@ -61,7 +62,9 @@ class DocumentQA:
         print(answer.text, answer.reasoning, answer.passage_id)
     """
 
-    def __init__(self, reader: Reader | str | os.PathLike, retriever: Any, passage_score: PassageScore = "margin"):
+    def __init__(
+        self, reader: Reader | str | os.PathLike, retriever: Any, passage_score: PassageScore = "margin"
+    ) -> None:
         if passage_score not in ("margin", "span"):
             raise ValueError(f"passage_score must be 'margin' or 'span', got {passage_score!r}")
         self.reader = reader if isinstance(reader, Reader) else Reader(reader)

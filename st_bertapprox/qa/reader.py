@@ -10,8 +10,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..config import QAConfig
 from .features import best_spans, prepare_features
-from .model import BertForQuestionAnsweringWithReasoning
+from .model import READER_WINDOWS, BertForQuestionAnsweringWithReasoning
 
 PassageScore = Literal["span", "margin"]
 
@@ -53,6 +54,8 @@ class Reader:
         model_or_path: A :class:`BertForQuestionAnsweringWithReasoning`, or the folder it was saved to.
         tokenizer: Its tokenizer (default: the one saved in the folder).
         max_length, doc_stride, max_query_length, max_answer_length: Windows and decoding (``QAConfig``'s meaning).
+            Each one not given is the value the reader was trained with (its ``config.json``'s ``reader_windows``,
+            written by ``train-qa``), else ``QAConfig``'s default (a reader saved without them).
         batch_size: Windows per forward pass.
 
     Example::
@@ -65,10 +68,10 @@ class Reader:
         self,
         model_or_path: BertForQuestionAnsweringWithReasoning | str | os.PathLike,
         tokenizer: Any = None,
-        max_length: int = 384,
-        doc_stride: int = 128,
-        max_query_length: int = 64,
-        max_answer_length: int = 30,
+        max_length: int | None = None,
+        doc_stride: int | None = None,
+        max_query_length: int | None = None,
+        max_answer_length: int | None = None,
         batch_size: int = 32,
     ) -> None:
         if isinstance(model_or_path, BertForQuestionAnsweringWithReasoning):
@@ -84,12 +87,22 @@ class Reader:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("The reader needs a fast tokenizer (offset mappings).")
         self.tokenizer = tokenizer
-        self.max_length, self.doc_stride, self.max_query_length = max_length, doc_stride, max_query_length
-        self.max_answer_length, self.batch_size = max_answer_length, batch_size
+        given = dict(
+            max_length=max_length,
+            doc_stride=doc_stride,
+            max_query_length=max_query_length,
+            max_answer_length=max_answer_length,
+        )
+        saved, fallback = getattr(self.model, "reader_windows", None) or {}, QAConfig()
+        for name in READER_WINDOWS:  # explicit argument, else what the reader was trained with, else the default
+            value = given[name] if given[name] is not None else saved.get(name, getattr(fallback, name))
+            setattr(self, name, value)
+        self.batch_size = batch_size
         self.model.eval()
 
     @property
     def labels(self) -> list[str]:
+        """The model's reasoning types, in the order of its reasoning logits."""
         return self.model.reasoning_labels
 
     @torch.no_grad()

@@ -82,11 +82,12 @@ def weak_reasoning_label(question: str) -> str:
 
 
 def label_counts(questions: list[str]) -> Counter:
+    """How many of ``questions`` get each weak reasoning type (:func:`weak_reasoning_label`)."""
     return Counter(weak_reasoning_label(q) for q in questions)
 
 
 if __name__ == "__main__":
-    from ..data import load_xquad
+    from st_bertapprox.data.shared import load_xquad
 
     questions = [qa["question"] for article in load_xquad() for p in article["paragraphs"] for qa in p["qas"]]
     counts = label_counts(questions)

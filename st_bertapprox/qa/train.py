@@ -6,7 +6,8 @@
 * :func:`with_negatives`: for every training question, other paragraphs of the same article as "no answer here"
   examples (answer position [CLS]), so the reader learns to score a passage without the answer low;
 * :func:`train_reader`: features (``st_bertapprox.qa.features``), then ``Trainer`` with dynamic padding; returns
-  the trained model, saved in the HF layout by :meth:`BertForQuestionAnsweringWithReasoning.save_pretrained`.
+  the trained model, saved in the HF layout by :meth:`BertForQuestionAnsweringWithReasoning.save_pretrained` with
+  its windows (:func:`reader_windows`), so ``Reader(folder)`` reads as it was trained.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..config import QAConfig
 from .features import prepare_features
-from .model import BertForQuestionAnsweringWithReasoning
+from .model import READER_WINDOWS, BertForQuestionAnsweringWithReasoning
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ def with_negatives(examples: list[dict[str, Any]], n: int, seed: int = 42) -> li
     return out
 
 
+def reader_windows(config: QAConfig) -> dict[str, int]:
+    """The windows and answer length of ``config`` (``READER_WINDOWS``) that a trained reader records."""
+    return {name: getattr(config, name) for name in READER_WINDOWS}
+
+
 def build_features(tokenizer: Any, examples: list[dict[str, Any]], config: QAConfig) -> Any:
     """:func:`prepare_features` of examples with ``config``'s windows (weak reasoning labels from the questions)."""
     return prepare_features(
@@ -116,28 +122,27 @@ def train_reader(
     from datasets import Dataset
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
 
+    from st_bertapprox.finetune.common import training_arguments, two_rate_adamw
+
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = BertForQuestionAnsweringWithReasoning.from_pretrained(
         base, reasoning_loss_weight=config.reasoning_loss_weight, reasoning_pooling=config.reasoning_pooling
     )
+    model.reader_windows = reader_windows(config)  # saved with it: Reader(output_dir) reads with these windows
     train = with_negatives(examples, config.negatives, config.seed)
     features = build_features(tokenizer, train, config)
     dataset = Dataset.from_dict(features.model_columns())
     scratch = tempfile.mkdtemp(prefix="qa-trainer-")
-    args = TrainingArguments(
-        output_dir=scratch,  # nothing is saved there (save_strategy="no"); the reader goes to output_dir
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
+    args = training_arguments(
+        config,
+        scratch,  # nothing is saved there (save_strategy="no"); the reader goes to output_dir
+        arguments_class=TrainingArguments,  # a plain transformers Trainer: the reader is no SentenceTransformer
+        eval_strategy="no",  # no evaluation dataset (a dev evaluation, if any, is a callback)
+        bf16=False,  # the reader trains in float32
         lr_scheduler_type="linear",
-        seed=config.seed,
-        data_seed=config.seed,
         save_strategy="no",
         logging_steps=5,
-        report_to="none",
         disable_tqdm=not show_progress_bar,
         use_cpu=not torch.cuda.is_available(),
         label_names=["start_positions", "end_positions", "reasoning_labels"],
@@ -145,9 +150,7 @@ def train_reader(
     )
     # the pooler feeds only the reasoning head, so it learns at the heads' rate
     heads = [*model.qa_outputs.parameters(), *model.reasoning_classifier.parameters(), *model.bert.pooler.parameters()]
-    encoder = [p for p in model.parameters() if all(p is not h for h in heads)]
-    groups = [{"params": encoder, "lr": config.learning_rate}, {"params": heads, "lr": config.head_learning_rate}]
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)  # the scheduler scales both groups
+    optimizer = two_rate_adamw(model, heads, config, config.head_learning_rate)
     collator = DataCollatorWithPadding(tokenizer)
     trainer = Trainer(
         model, args, train_dataset=dataset, data_collator=collator, optimizers=(optimizer, None), callbacks=callbacks
@@ -177,21 +180,14 @@ def reader_for(model: BertForQuestionAnsweringWithReasoning, tokenizer: Any, con
     """A :class:`~st_bertapprox.qa.reader.Reader` with ``config``'s windows and answer length."""
     from .reader import Reader
 
-    return Reader(
-        model,
-        tokenizer,
-        max_length=config.max_length,
-        doc_stride=config.doc_stride,
-        max_query_length=config.max_query_length,
-        max_answer_length=config.max_answer_length,
-    )
+    return Reader(model, tokenizer, **reader_windows(config))
 
 
 def qa_split(config: QAConfig) -> dict[str, list[dict[str, Any]]]:
     """XQuAD-en split by article: ``train``, ``dev``, ``eval`` question records (capped by ``config``'s
     ``max_train_questions`` / ``max_eval_questions``; dev and eval alike) and the articles of each part
     (``train_articles``, ``dev_articles``, ``eval_articles``)."""
-    from ..data import load_xquad
+    from st_bertapprox.data.shared import load_xquad
 
     train, dev, evaluation = split_articles(load_xquad(), config.eval_articles, config.dev_articles, config.split_seed)
     cap = config.max_eval_questions
@@ -205,14 +201,13 @@ def qa_split(config: QAConfig) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def qa_job(config: QAConfig, output_dir: str, base: str, command: str = "") -> dict[str, Any]:
+def run_qa(config: QAConfig, output_dir: str, base: str, command: str = "") -> dict[str, Any]:
     """``st-bertapprox train-qa``: split XQuAD-en by article, train the reader, score it reader-only on the dev
     articles (when ``dev_articles > 0``: tuning) or else on the eval articles, write ``output_dir/results.json``."""
-    import json
-    import os
     from dataclasses import asdict
 
-    from ..modules.files import atomic_path
+    from st_bertapprox.persistence.saving import save_results
+
     from .evaluate import evaluate_reader
 
     split = qa_split(config)
@@ -231,6 +226,4 @@ def qa_job(config: QAConfig, output_dir: str, base: str, command: str = "") -> d
         "train": facts,
         "reader": scores,
     }
-    with atomic_path(os.path.join(output_dir, "results.json")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    return results
+    return save_results(output_dir, results)

@@ -3,7 +3,7 @@
 ``st-bertapprox distill-tiny`` trains it on the same corpus, against the same cached teacher embeddings, with the same
 recipe (:class:`~st_bertapprox.config.DistillConfig`: epochs, batch size, learning rate, schedule, selection on the
 held-out cosine) and the same trainer as ``st-bertapprox distill``: the pieces are imported from
-:mod:`st_bertapprox.distill`. Only the student differs:
+:mod:`st_bertapprox.distill.training`. Only the student differs:
 
     BertTransformer (our from-scratch BERT, the teacher's tokenizer and word pieces; ``layers`` x ``hidden``)
     -> Pooling("mean") -> Dense(hidden -> teacher dimension, no activation) -> Normalize
@@ -30,7 +30,7 @@ Learning rate: the recipe's default (``DistillConfig``) is kept. With the defaul
 used to choose). At a budget that short a larger rate wins up to 4e-3, one doubling short of collapse; the recipe's
 5 epochs were not measured, so the default does not move on this evidence.
 
-Saved models (:func:`tiny_pipeline` writes ``output_dir/student`` with ``hub.save_pretrained``) carry
+Saved models (:func:`run_tiny` writes ``output_dir/student`` with ``hub.save_pretrained``) carry
 ``BertTransformer``'s code (``st_bertapprox_bert.py`` and ``files.py``) next to built-in modules: they load with
 ``SentenceTransformer(path, trust_remote_code=True)`` where st-bertapprox is not installed.
 """
@@ -48,16 +48,24 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling
 from torch import Tensor, nn
 
-from .config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, TinyConfig
-from .data import Corpus
-from .distill import build_evaluator, evaluate_student, load_corpus, teacher_targets, train_student
-from .hub import CardInfo
-from .modules.bert import BertConfig, BertTransformer
-from .modules.files import save_json
+from st_bertapprox.config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, TinyConfig
+from st_bertapprox.data.corpus import Corpus, load_corpus
+from st_bertapprox.distill.training import (
+    build_evaluator,
+    distill_card,
+    evaluate_student,
+    teacher_targets,
+    train_student,
+)
+from st_bertapprox.finetune.common import short_name, trainable_parameters
+from st_bertapprox.modules.bert import BertConfig, BertTransformer
+from st_bertapprox.persistence.cards import CardInfo
+from st_bertapprox.persistence.saving import save_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TinyConfig", "TinyJob", "build_tiny_student", "distill_tiny", "pca_basis", "tiny_pipeline"]
+
+__all__ = ["TinyConfig", "TinyJob", "build_tiny_student", "distill_tiny", "pca_basis", "run_tiny"]
 
 
 def teacher_embeddings(teacher: SentenceTransformer) -> tuple[nn.Module, Any]:
@@ -94,16 +102,7 @@ def pca_basis(table: Tensor, k: int) -> Tensor:
     return vectors[:, -k:].flip(1).to(table.dtype)  # (C, k), by decreasing variance
 
 
-def build_tiny_student(
-    teacher: SentenceTransformer,
-    layers: int = 2,
-    hidden: int = 128,
-    heads: int = 2,
-    intermediate: int = 512,
-    max_seq_length: int = 256,
-    dropout: float = 0.1,
-    embedding_init: str = "pca",
-) -> SentenceTransformer:
+def build_tiny_student(teacher: SentenceTransformer, config: TinyConfig | None = None) -> SentenceTransformer:
     """``SentenceTransformer([BertTransformer, Pooling mean, Dense(hidden -> D), Normalize])`` on the teacher's
     tokenizer, D the teacher's embedding dimension (so MSE to its sentence embeddings applies directly).
 
@@ -114,39 +113,41 @@ def build_tiny_student(
 
     Args:
         teacher: The teacher; its first module must be a BERT (``Transformer`` on ``BertModel`` or ours).
-        layers, hidden, heads, intermediate: The tiny BERT's size (HF ``num_hidden_layers``, ``hidden_size``,
-            ``num_attention_heads``, ``intermediate_size``).
-        max_seq_length: Word pieces per text (longer texts are truncated).
-        dropout: HF ``hidden_dropout_prob`` and ``attention_probs_dropout_prob``.
-        embedding_init: ``"pca"`` or ``"random"`` (an ablation).
+        config: The tiny BERT (default ``TinyConfig()``): ``layers``, ``hidden``, ``heads``, ``intermediate`` are
+            HF ``num_hidden_layers``, ``hidden_size``, ``num_attention_heads``, ``intermediate_size``;
+            ``max_seq_length`` word pieces per text (longer texts are truncated); ``dropout`` HF
+            ``hidden_dropout_prob`` and ``attention_probs_dropout_prob``; ``embedding_init`` ``"pca"`` or
+            ``"random"`` (an ablation).
 
     Example::
 
-        from st_bertapprox.data import teacher_path
+        from st_bertapprox.data.shared import teacher_path
         teacher = SentenceTransformer(teacher_path())
         student = build_tiny_student(teacher)  # 2 x 128, 384-d output like the teacher
         student.encode(["A man is playing a guitar."]).shape  # (1, 384)
     """
+    config = config or TinyConfig()
+    hidden, embedding_init = config.hidden, config.embedding_init
     if embedding_init not in ("pca", "random"):
         raise ValueError(f"embedding_init must be 'pca' or 'random', got {embedding_init!r}")
     embeddings, tokenizer = teacher_embeddings(teacher)
     word = embeddings.word_embeddings.weight.detach().float().cpu()  # (V, C)
     position = embeddings.position_embeddings.weight.detach().float().cpu()  # (P, C)
     token_type = embeddings.token_type_embeddings.weight.detach().float().cpu()  # (2, C)
-    config = BertConfig(
+    bert_config = BertConfig(
         vocab_size=word.shape[0],
         hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        intermediate_size=config.intermediate,
+        hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout,
         max_position_embeddings=position.shape[0],
         type_vocab_size=token_type.shape[0],
         layer_norm_eps=getattr(embeddings.LayerNorm, "eps", 1e-12),
     )
     basis = pca_basis(word, hidden) if embedding_init == "pca" else None  # (C, hidden)
-    encoder = BertTransformer(config=config, tokenizer=tokenizer, max_seq_length=max_seq_length)
+    encoder = BertTransformer(config=bert_config, tokenizer=tokenizer, max_seq_length=config.max_seq_length)
     encoder.bert.pooler = None  # mean pooling never reads [CLS]'s tanh pooler: no dead weights, no wasted matmul
     if basis is not None:
         ours = encoder.bert.embeddings
@@ -195,7 +196,7 @@ def distill_tiny(
         teacher, train_texts, heldout_texts, recipe.teacher_batch_size, devices, show_progress_bar
     )
     torch.manual_seed(recipe.seed)  # before the student is built: its initialisation depends on the seed only
-    model = build_tiny_student(teacher, **tiny.model_kwargs())
+    model = build_tiny_student(teacher, tiny)
     if targets.train_embeddings.shape[1] != model.get_embedding_dimension():
         raise ValueError(
             f"The cached teacher embeddings have {targets.train_embeddings.shape[1]} dims but the teacher says "
@@ -206,40 +207,28 @@ def distill_tiny(
     return model, evaluate_student(model, evaluator)
 
 
-def _trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def card_info(job: TinyJob, student: SentenceTransformer, metrics: dict[str, float], num_train: int) -> CardInfo:
     """The model card of the tiny student: the run's teacher, corpus, architecture, recipe and results."""
-    t, r = job.tiny, job.recipe
-    teacher_name = os.path.basename(os.path.normpath(job.teacher_id))
+    t = job.tiny
+    teacher_name = short_name(job.teacher_id)
     vocab_size, dim = student[0].config.vocab_size, student.get_embedding_dimension()
     init = "PCA projection of the teacher's embedding tables" if t.embedding_init == "pca" else "random"
-    results = {
-        "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),
-        "heldout_cosine_to_teacher": metrics["heldout_cosine"],
-    }
-    return CardInfo(
+    return distill_card(
+        job,
+        student,
+        metrics,
+        num_train,
+        facts={
+            "vocabulary": f"{vocab_size:,} word pieces (the teacher's tokenizer)",
+            "max sequence length": str(t.max_seq_length),
+        },
         title=f"st-bertapprox tiny transformer of {teacher_name}",
         description=f"A {t.layers}-layer, {t.hidden}-wide BERT distilled from {teacher_name}: the baseline the "
         "st-bertapprox vocabulary student is compared with (same corpus, same teacher targets, same recipe).",
         architecture=f"BertTransformer ({t.layers} layers, hidden {t.hidden}, {t.heads} heads, feed-forward "
         f"{t.intermediate}, the teacher's tokenizer; embeddings initialised by {init}) -> mean Pooling -> "
         f"Dense({t.hidden} -> {dim}, linear) -> Normalize",
-        training=f"MSE distillation to the teacher's sentence embeddings of {num_train:,} sentences, "
-        f"{r.epochs} epoch(s), batch {r.batch_size}, lr {r.learning_rate}, best checkpoint by held-out cosine.",
-        command=job.command,
-        base_model=job.teacher_id,
-        datasets=job.corpus.datasets(),
-        results={k: v for k, v in results.items() if v is not None},
-        facts={
-            "vocabulary": f"{vocab_size:,} word pieces (the teacher's tokenizer)",
-            "max sequence length": str(t.max_seq_length),
-            "trainable parameters": f"{_trainable(student):,}",
-        },
         tags=["distillation", "tiny-bert"],
-        heldout_dataset=job.corpus.heldout_source(),
     )
 
 
@@ -250,7 +239,7 @@ def write_results(
     texts); ``tiny`` holds the architecture, ``config`` the recipe."""
     result = {
         "metrics": metrics,
-        "trainable_parameters": _trainable(student),
+        "trainable_parameters": trainable_parameters(student),
         "train_sentences": len(corpus.train),
         "heldout_sentences": len(corpus.heldout),
         "teacher": job.teacher_id,
@@ -260,11 +249,10 @@ def write_results(
         "config": asdict(job.recipe),
         "train_seconds": round(train_seconds, 1),  # teacher encoding (cached or not) + training + evaluation
     }
-    save_json(result, os.path.join(job.output_dir, "results.json"))
-    return result
+    return save_results(job.output_dir, result)
 
 
-def tiny_pipeline(
+def run_tiny(
     teacher: SentenceTransformer, job: TinyJob, corpus: Corpus | None = None, show_progress_bar: bool = True
 ) -> dict:
     """The ``distill-tiny`` job: distillation -> ``output_dir/student`` (with model card) -> ``results.json``.
@@ -278,7 +266,7 @@ def tiny_pipeline(
     Returns:
         The results, as written to ``job.output_dir/results.json``.
     """
-    from .hub import save_pretrained
+    from st_bertapprox.persistence.saving import save_pretrained
 
     corpus = corpus or load_corpus(job.corpus)
     start = time.perf_counter()

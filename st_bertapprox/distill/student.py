@@ -1,63 +1,43 @@
 """Distil a teacher SentenceTransformer into the student (VocabSetEncoder + DeepSetsPooling + Normalize) with MSE.
 
-Teacher sentence embeddings are computed once and cached (``st_bertapprox.teacher.encode_cached``); training runs
-through ``SentenceTransformerTrainer`` with ``MSELoss`` (label column = teacher embedding), a warm-up + cosine learning
-rate schedule, gradient clipping, evaluation every epoch on STS-B dev and on held-out agreement with the teacher, and
-best-checkpoint selection on the held-out cosine (never on STS-B, which we report). Mixed precision (bf16) on GPU.
+Teacher sentence embeddings are computed once and cached (``st_bertapprox.distill.teacher_cache.encode_cached``);
+training runs through ``SentenceTransformerTrainer`` with ``MSELoss`` (label column = teacher embedding), a warm-up +
+cosine learning rate schedule, gradient clipping, evaluation every epoch on STS-B dev and on held-out agreement with
+the teacher, and best-checkpoint selection on the held-out cosine (never on STS-B, which we report). Mixed precision
+(bf16) on GPU.
 
-The main job (``st-bertapprox distill``) is :func:`distill_pipeline`, which calls one function per step:
-:func:`get_vocab` -> :func:`distill` (:func:`teacher_targets`, :func:`build_student`, :func:`train_student`,
-:func:`evaluate_student`) -> :func:`export_student` (with :func:`card_info`) -> :func:`write_results`.
+The main job (``st-bertapprox distill``) is :func:`run_distill`, which calls one function per step:
+:func:`get_vocab` -> :func:`distill` (:func:`build_student`, then the shared trainer of
+:mod:`st_bertapprox.distill.training`: ``teacher_targets``, ``train_student``, ``evaluate_student``) ->
+:func:`export_student` (with :func:`card_info`) -> :func:`write_results`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from datasets import Dataset
-from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-from sentence_transformers.base.evaluation import SequentialEvaluator
-from sentence_transformers.sentence_transformer.losses import MSELoss
+from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize
 
-from .config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, StudentConfig, VocabConfig, training_arguments
-from .data import Corpus, load_corpus
-from .entry_targets import EntryTargets, entry_targets
-from .evaluation import TeacherAgreementEvaluator, stsb_evaluator
-from .hub import CardInfo
-from .modules.files import save_json
-from .modules.student import DeepSetsPooling, VocabSetEncoder
-from .teacher import encode_cached
+from st_bertapprox.config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, StudentConfig, VocabConfig
+from st_bertapprox.data.corpus import Corpus, load_corpus
+from st_bertapprox.distill.entry_targets import entry_targets
+from st_bertapprox.distill.training import (
+    build_evaluator,
+    distill_card,
+    evaluate_student,
+    teacher_targets,
+    train_student,
+)
+from st_bertapprox.finetune.common import short_name, trainable_parameters
+from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder
+from st_bertapprox.persistence.cards import CardInfo
+from st_bertapprox.persistence.saving import save_results
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "DistillConfig",
-    "DistillJob",
-    "EntryDistillLoss",
-    "StudentConfig",
-    "Targets",
-    "build_student",
-    "distill",
-    "distill_pipeline",
-    "load_corpus",  # moved to st_bertapprox.data; re-exported for the scripts that import it from here
-]
-
-
-@dataclass
-class Targets:
-    """What the student learns from (``train_*``) and is measured on (``heldout_*``): texts + teacher embeddings."""
-
-    train_texts: list[str]
-    train_embeddings: np.ndarray  # (N, C) float32
-    heldout_texts: list[str]
-    heldout_embeddings: np.ndarray  # (M, C) float32
 
 
 @dataclass
@@ -110,109 +90,6 @@ def build_student(encoder: VocabSetEncoder, config: StudentConfig | None = None)
     return SentenceTransformer(modules=[encoder, deepsets, Normalize()])
 
 
-def teacher_targets(
-    teacher: SentenceTransformer,
-    train_texts: list[str],
-    heldout_texts: list[str],
-    batch_size: int = 64,
-    devices: list[str] | None = None,
-    show_progress_bar: bool = True,
-) -> Targets:
-    """The teacher's embeddings of the training and held-out texts (cached on disk, see ``teacher.encode_cached``)."""
-    if not train_texts or not heldout_texts:
-        raise ValueError("distill needs non-empty train_texts and heldout_texts")
-    kw = dict(batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar)
-    train_emb = encode_cached(teacher, train_texts, name="corpus", **kw)
-    heldout_emb = encode_cached(teacher, heldout_texts, name="heldout", **kw)
-    return Targets(train_texts, train_emb, heldout_texts, heldout_emb)
-
-
-class EntryDistillLoss(MSELoss):
-    """MSE to the teacher's sentence embedding plus ``weight`` times the entry-level loss (see
-    :mod:`st_bertapprox.entry_targets`): the same MSE between every entry's vector and its target, both scaled to unit
-    length first (entry vectors and the teacher's token vectors live at different scales), averaged over the batch's
-    entries. For unit vectors the MSE is ``2 (1 - cos) / C``, so ``weight=1`` counts an entry's cosine gap like its
-    sentence's. Entries covering no teacher word piece are left out.
-
-    The label of a text is ``[teacher sentence embedding | text index]``: the index finds its entry targets, which
-    are too many and too ragged for a dataset column.
-    """
-
-    def __init__(self, model: SentenceTransformer, targets: EntryTargets, weight: float) -> None:
-        super().__init__(model)
-        self.targets, self.weight = targets, weight
-
-    def forward(self, sentence_features: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
-        features = self.model(sentence_features[0])
-        C = labels.size(1) - 1
-        loss = self.compute_loss_from_embeddings([features["sentence_embedding"]], [labels[:, :C]])
-        v, mask = features["entry_embeddings"], features["attention_mask"].bool()  # (B, T, C), (B, T)
-        target = torch.zeros_like(v)
-        for row, index in enumerate(labels[:, C].long().tolist()):
-            rows = torch.from_numpy(self.targets.of(index))
-            if len(rows) != int(mask[row].sum()):
-                raise ValueError(
-                    f"Text {index} has {int(mask[row].sum())} entries but {len(rows)} entry targets: the targets were "
-                    "computed with another vocabulary or max_seq_length."
-                )
-            target[row, : len(rows)] = rows.to(v.device)
-        valid = mask & (target.norm(dim=-1) > 0)
-        gap = (F.normalize(v, dim=-1) - F.normalize(target, dim=-1)).pow(2).mean(-1)  # (B, T): 2 (1 - cos) / C
-        entry_loss = (gap * valid).sum() / valid.sum().clamp(min=1)
-        return loss + self.weight * entry_loss
-
-
-def build_evaluator(targets: Targets, config: DistillConfig) -> SequentialEvaluator:
-    """Held-out agreement with the teacher (the main score, used for selection), then STS-B dev if asked for."""
-    agreement = TeacherAgreementEvaluator(targets.heldout_texts, targets.heldout_embeddings, name="heldout")
-    evaluators = [agreement] + ([stsb_evaluator("dev")] if config.eval_stsb else [])
-    return SequentialEvaluator(evaluators, main_score_function=lambda scores: scores[0])
-
-
-def train_student(
-    student: SentenceTransformer,
-    targets: Targets,
-    evaluator: SequentialEvaluator,
-    output_dir: str,
-    config: DistillConfig,
-    show_progress_bar: bool = True,
-    entries: EntryTargets | None = None,
-) -> SentenceTransformer:
-    """MSE distillation with ``SentenceTransformerTrainer`` (plus the entry-level loss when ``entries`` are given);
-    ``student`` ends as the best checkpoint, in eval mode."""
-    labels, loss = targets.train_embeddings.astype(np.float32), MSELoss(student)
-    if entries is not None:
-        labels = np.hstack([labels, np.arange(len(labels), dtype=np.float32)[:, None]])  # + the text's index
-        loss = EntryDistillLoss(student, entries, config.entry_loss_weight)
-    train_dataset = Dataset.from_dict({"sentence": targets.train_texts, "label": labels})
-    args = training_arguments(
-        config,
-        os.path.join(output_dir, "checkpoints"),
-        per_device_eval_batch_size=config.batch_size,
-        lr_scheduler_type="cosine",
-        max_grad_norm=config.max_grad_norm,
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_heldout_cosine",
-        greater_is_better=True,
-        logging_steps=config.logging_steps,
-        dataloader_num_workers=config.dataloader_num_workers,
-        disable_tqdm=not show_progress_bar,
-    )
-    trainer = SentenceTransformerTrainer(
-        model=student, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator
-    )
-    trainer.train()
-    shutil.rmtree(args.output_dir, ignore_errors=True)  # the best checkpoint is loaded; the rest is clutter
-    return student.eval()
-
-
-def evaluate_student(student: SentenceTransformer, evaluator: SequentialEvaluator) -> dict[str, float]:
-    """The evaluator's metrics without the trainer's ``eval_`` prefix, e.g. ``heldout_cosine``."""
-    return {k.removeprefix("eval_"): v for k, v in evaluator(student).items()}
-
-
 def distill(
     teacher: SentenceTransformer,
     encoder: VocabSetEncoder,
@@ -254,26 +131,15 @@ def get_vocab(
     Returns:
         (the encoder, whether it was built by this call).
     """
-    from .vocab_builder import build_vocab
+    from st_bertapprox.distill.mining import build_vocab
 
     if is_vocab_dir(job.vocab_path):
         logger.info(f"Reusing the vocabulary in {job.vocab_path}")
         return VocabSetEncoder.load(job.vocab_path), False
     encoder = build_vocab(
-        mine_texts,
-        teacher,
-        job.vocab_path,
-        batch_size=job.vocab.embed_batch_size,
-        devices=job.devices,
-        show_progress_bar=show_progress_bar,
-        merge_with=job.vocab.merge_encoder(),
-        **job.vocab.mine_kwargs(),
+        mine_texts, teacher, job.vocab_path, job.vocab, devices=job.devices, show_progress_bar=show_progress_bar
     )
     return encoder, True
-
-
-def _short_name(model_id: str) -> str:
-    return os.path.basename(os.path.normpath(model_id))
 
 
 def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, float], num_train: int) -> CardInfo:
@@ -285,43 +151,34 @@ def card_info(job: DistillJob, student: SentenceTransformer, metrics: dict[str, 
     shown += ["context_layers", "context_dim", "context_heads"] if s.context_layers else []
     shown += ["context_positions"] if s.context_layers and s.context_positions else []
     shown += [k for k in ("pooling", "dropout") if getattr(s, k) != getattr(defaults, k)]
-    results = {
-        "stsb_dev_spearman": metrics.get("sts-dev_spearman_cosine"),
-        "heldout_cosine_to_teacher": metrics["heldout_cosine"],
-    }
-    datasets = job.corpus.datasets()
     entry_note = ""
     if r.entry_loss_weight:
         entry_note = f" and entry-level targets (the teacher's token vectors per entry, x{r.entry_loss_weight})"
-    trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
-    return CardInfo(
-        title=f"st-bertapprox student of {_short_name(job.teacher_id)}",
+    return distill_card(
+        job,
+        student,
+        metrics,
+        num_train,
+        facts={
+            "vocabulary": f"{vocab.num_ngrams:,} n-grams, {vocab.num_skipgrams:,} skip-grams, "
+            f"{vocab.num_pieces:,} word pieces",
+        },
+        entry_note=entry_note,
+        title=f"st-bertapprox student of {short_name(job.teacher_id)}",
         description="A BERT approximation for fast retrieval: the text becomes a set of vocabulary n-grams, "
         "skip-grams and word pieces whose teacher embeddings were computed offline; a small permutation-invariant "
         "network (phi -> attention pooling -> rho) maps the set to the teacher's sentence embedding.",
         architecture=f"VocabSetEncoder ({len(vocab):,} entries, frozen teacher embeddings"
         f"{f' + rank-{s.adapter_rank} trainable adapter' if s.adapter_rank else ''}) -> DeepSetsPooling "
         f"({', '.join(f'{k}={getattr(s, k)}' for k in shown)}) -> Normalize",
-        training=f"MSE distillation to the teacher's sentence embeddings of {num_train:,} sentences{entry_note}, "
-        f"{r.epochs} epoch(s), batch {r.batch_size}, lr {r.learning_rate}, best checkpoint by held-out cosine.",
-        command=job.command,
-        base_model=job.teacher_id,
-        datasets=datasets,
-        results={k: v for k, v in results.items() if v is not None},
-        facts={
-            "vocabulary": f"{vocab.num_ngrams:,} n-grams, {vocab.num_skipgrams:,} skip-grams, "
-            f"{vocab.num_pieces:,} word pieces",
-            "trainable parameters": f"{trainable:,}",
-        },
         tags=["distillation", "static-embeddings"],
-        heldout_dataset=job.corpus.heldout_source(),
     )
 
 
 def export_student(student: SentenceTransformer, output_dir: str, info: CardInfo) -> None:
     """Save ``output_dir/student`` and ``output_dir/student-folded`` (self-contained, with model cards)."""
-    from .hub import save_pretrained
-    from .modules.student import fold_student
+    from st_bertapprox.modules.student import fold_student
+    from st_bertapprox.persistence.saving import save_pretrained
 
     save_pretrained(student, os.path.join(output_dir, "student"), info, repo_id="st-bertapprox/minilm-student")
     folded_info = replace(
@@ -345,7 +202,7 @@ def write_results(
     result = {
         "metrics": metrics,
         "vocab_size": len(student[0].vocab),
-        "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
+        "trainable_parameters": trainable_parameters(student),
         "train_sentences": len(corpus.train),
         "heldout_sentences": len(corpus.heldout),
         "teacher": job.teacher_id,
@@ -356,11 +213,10 @@ def write_results(
         "student": asdict(job.student),
         "config": asdict(job.recipe),
     }
-    save_json(result, os.path.join(job.output_dir, "results.json"))
-    return result
+    return save_results(job.output_dir, result)
 
 
-def distill_pipeline(
+def run_distill(
     teacher: SentenceTransformer, job: DistillJob, corpus: Corpus | None = None, show_progress_bar: bool = True
 ) -> dict:
     """The main job: vocabulary -> distillation -> export (student + folded, with cards) -> ``results.json``.

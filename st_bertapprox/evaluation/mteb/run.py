@@ -1,6 +1,6 @@
 """MTEB (2.x) on any of our models, offline: the local suite, results in MTEB's layout, a leaderboard-style table.
 
-* :func:`get_tasks`: the local tasks of :mod:`.mteb_tasks` (``local=True``; ``LOCAL_SUITE`` lists them, one or more per
+* :func:`get_tasks`: the local tasks of :mod:`.tasks` (``local=True``; ``LOCAL_SUITE`` lists them, one or more per
   task type), or the official tasks from the Hub (``local=False``, any MTEB task name).
 * :func:`run_mteb`: ``mteb.evaluate`` one model; results go to
   ``{output}/results/{org}__{name}/{revision}/{Task}.json`` with ``model_meta.json``, MTEB's own layout.
@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-LOCAL_SUITE = (  # suite order: by task type (mteb_tasks.local_task_classes keeps the same order)
-    "STSBenchmarkDev",
-    "SciFact",
-    "SciFactRerankingLocal",
-    "Banking77Classification",
-    "AGNewsClassificationLocal",
-    "AGNewsClusteringLocal",
-    "BBCNewsClusteringLocal",
-    "SNLIPairClassificationLocal",
-)
+import mteb
+
+from st_bertapprox.evaluation.mteb.tasks import LOCAL_TASKS
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 # The STS-B task was called "STSBenchmark" before the suite (it is STS-B dev, the official task is STS-B test).
 RENAMED = {"STSBenchmark": "STSBenchmarkDev"}
-
-
-def _import_mteb():
-    try:
-        import mteb
-    except ImportError as e:
-        raise ImportError("MTEB evaluation needs mteb: pip install 'st-bertapprox[eval]'") from e
-    return mteb
 
 
 def get_tasks(task_names: list[str], local: bool = True, limit: int | None = None) -> list:
@@ -48,15 +38,12 @@ def get_tasks(task_names: list[str], local: bool = True, limit: int | None = Non
     Raises:
         ValueError: an unknown task name (before any model is loaded).
     """
-    mteb = _import_mteb()
     if not local:
         try:
             return [mteb.get_task(name) for name in task_names]
         except KeyError as e:
             raise ValueError(f"mteb has no such task: {e.args[0]} (see `mteb.get_tasks()` for the names)") from e
-    from .mteb_tasks import local_task_classes
-
-    classes = local_task_classes()
+    classes = LOCAL_TASKS
     unknown = [name for name in task_names if name not in classes]
     if unknown:
         renamed = [
@@ -78,7 +65,7 @@ def task_types(task_names: list[str], local: bool = True) -> dict[str, str]:
 
 
 def run_mteb(
-    model,
+    model: SentenceTransformer,
     task_names: list[str],
     output_folder: str,
     model_name: str | None = None,
@@ -94,7 +81,6 @@ def run_mteb(
     set from ``model_name``/``revision`` for the duration of the call. ``show_progress_bar``: mteb's bar over the
     tasks and the encoding bars.
     """
-    mteb = _import_mteb()
     tasks = get_tasks(task_names, local=local, limit=limit)
     card = model.model_card_data
     saved = (card.model_name, card.base_model_revision)
@@ -119,6 +105,7 @@ def run_mteb(
 
 
 def results_path(output_folder: str, model_name: str, revision: str) -> Path:
+    """The folder where :func:`run_mteb` writes ``model_name``'s results at ``revision`` (MTEB's layout)."""
     return Path(output_folder) / "results" / model_name.replace("/", "__").replace(" ", "_") / revision
 
 
@@ -129,7 +116,6 @@ def load_scores(output_folder: str, models: list[str] | None = None) -> dict[str
         output_folder: What :func:`run_mteb` wrote to (``{output}/results/...``).
         models: Model names to read (default: every model with a ``model_meta.json`` there).
     """
-    mteb = _import_mteb()
     results = mteb.ResultCache(cache_path=output_folder).load_results(
         models=models, require_model_meta=True, include_remote=False
     )

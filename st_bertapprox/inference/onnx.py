@@ -43,19 +43,34 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .modules.files import atomic_dir, load_json, save_json
-from .modules.vocab import NGramVocab, check_texts
-from .numpy_student import padded_entry_ids
+from st_bertapprox.inference.numpy_student import padded_entry_ids
+from st_bertapprox.modules.io import atomic_dir, load_json, save_json
+from st_bertapprox.modules.vocab import NGramVocab, check_texts
 
 logger = logging.getLogger(__name__)
 
+
 FORMATS = ("onnx", "onnx-int8", "torchscript")
+
+
 EXPORT_FILE = "export.json"
+
+
 EXPORT_VERSION = 1
+
+
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.onnx", "torchscript": "model.pt"}
+
+
 OPSET = 17  # the TorchScript-based exporter's tested range ends at 20; 17 has LayerNormalization
+
+
 MIN_PARITY = 0.999  # least cosine, per sentence, of an fp32 export to its source model
+
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 # lengths differ (the trace example must be padded), one text is empty, the last exceeds every max_seq_length we ship
 PARITY_TEXTS = [
     "A man is playing a guitar.",
@@ -67,6 +82,8 @@ PARITY_TEXTS = [
     "How do I reset my password?",
     " ".join(["The committee discussed the annual budget, the hiring plan and the new office in detail."] * 30),
 ]
+
+
 # also encoded one at a time: an unpadded batch, an empty text (a student's all-padding row), the long one
 ALONE = (0, 4, 7)
 
@@ -78,7 +95,8 @@ def export(model_or_path: Any, output_dir: str, format: str, trust_remote_code: 
     ``export.json`` (source fingerprint, format, dims, opset, versions, parity cosines), or not at all.
 
     Args:
-        model_or_path: A SentenceTransformer, or a model folder / Hub id (loaded by ``st_bertapprox.loading``).
+        model_or_path: A SentenceTransformer, or a model folder / Hub id (loaded by
+            ``st_bertapprox.persistence.loading``).
         output_dir: The export folder; replaced if it holds an earlier export, refused if it holds anything else.
         format: ``"onnx"``, ``"onnx-int8"`` or ``"torchscript"``.
         trust_remote_code: Let a model folder run code it names (only for a path; see ``load_model``).
@@ -96,7 +114,7 @@ def export(model_or_path: Any, output_dir: str, format: str, trust_remote_code: 
     _check_output_dir(output_dir)
     source = None
     if isinstance(model_or_path, (str, os.PathLike)):
-        from .loading import load_model
+        from st_bertapprox.persistence.loading import load_model
 
         source = os.fspath(model_or_path)
         source = os.path.abspath(source) if os.path.isdir(source) else source
@@ -270,6 +288,7 @@ class SentencePipeline(nn.Module):
         self.dim = int(model.get_embedding_dimension())
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """The ``(B, C)`` sentence embeddings of a tokenized batch; raises ``ValueError`` if no module writes them."""
         features = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             features["token_type_ids"] = token_type_ids
@@ -292,6 +311,7 @@ class SentencePipeline(nn.Module):
         return example
 
     def save_tokenizer(self, folder: str) -> None:
+        """Write the first module's tokenizer into ``folder``: a student's ``vocab.json``, else the HF tokenizer."""
         if self.kind == "student":
             self.stages[0].vocab.save(os.path.join(folder, "vocab.json"))
         else:
@@ -333,9 +353,11 @@ def _trace(pipeline: SentencePipeline, example: dict[str, Tensor], path: str, fo
         )
 
 
-def _describe(model: Any, pipeline: SentencePipeline, example: dict[str, Tensor], format: str, source: str | None):
+def _describe(
+    model: Any, pipeline: SentencePipeline, example: dict[str, Tensor], format: str, source: str | None
+) -> dict[str, Any]:
     """``export.json`` before the graph exists: what was exported, from what, with which tools."""
-    from .teacher import model_fingerprint
+    from st_bertapprox.fingerprint import model_fingerprint
 
     info: dict[str, Any] = {
         "export_version": EXPORT_VERSION,

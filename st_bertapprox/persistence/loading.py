@@ -12,8 +12,8 @@ from typing import Any
 
 from sentence_transformers import SentenceTransformer
 
-from .modules import BertTransformer, DeepSetsPooling, MLPMeanPooling, VocabSetEncoder
-from .modules.files import check_model_folder
+from st_bertapprox.modules import BertTransformer, DeepSetsPooling, MLPMeanPooling, VocabSetEncoder
+from st_bertapprox.modules.checks import check_model_folder
 
 # file stems our classes have been saved under: today's top-level names, older save_with_code copies, the package
 _STEMS = {
@@ -22,6 +22,8 @@ _STEMS = {
     VocabSetEncoder: ("st_bertapprox_student", "student", "st_bertapprox.modules.student"),
     DeepSetsPooling: ("st_bertapprox_student", "student", "st_bertapprox.modules.student"),
 }
+
+
 OUR_CLASSES = {f"{stem}.{cls.__name__}": cls for cls, stems in _STEMS.items() for stem in stems}
 
 

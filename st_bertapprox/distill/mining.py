@@ -19,22 +19,26 @@ Ties are broken alphabetically, so the same corpus always gives the same vocabul
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from .modules.student import VocabSetEncoder
-from .modules.vocab import SKIP, WORD_RE, NGramVocab, normalize, split_words
-from .teacher import encode_cached
+from st_bertapprox.config import VocabConfig
+from st_bertapprox.distill.teacher_cache import encode_cached
+from st_bertapprox.modules.student import VocabSetEncoder
+from st_bertapprox.modules.vocab import SKIP, WORD_RE, NGramVocab, normalize, split_words
 
 logger = logging.getLogger(__name__)
 
 
-def _top(counter: Counter, k: int, min_count: int, keep=lambda key: True) -> list:
+def _top(
+    counter: Counter, k: int, min_count: int, keep: Callable[[tuple[str, ...] | str], bool] = lambda key: True
+) -> list:
     items = sorted(
         ((key, c) for key, c in counter.items() if c >= min_count and keep(key)), key=lambda kc: (-kc[1], kc[0])
     )
@@ -61,18 +65,21 @@ def teacher_pieces(teacher: SentenceTransformer) -> list[str]:
 
 def mine_vocab(
     texts: Iterable[str],
-    max_ngram: int = 3,
-    max_unigrams: int = 40_000,
-    max_ngrams: int = 30_000,
-    max_skipgrams: int = 5_000,
-    min_count: int = 3,
-    stop_top_k: int = 100,
+    config: VocabConfig | None = None,
     pieces: Iterable[str] = (),
     overlapping: bool = False,
     unique: bool = False,
     show_progress_bar: bool = True,
 ) -> NGramVocab:
-    """Count words, n-grams and skip-grams over ``texts`` and select a vocabulary (rules in the module docstring)."""
+    """Count words, n-grams and skip-grams over ``texts`` and select a vocabulary (rules in the module docstring).
+
+    ``config`` (default ``VocabConfig()``) gives ``max_ngram``, ``max_unigrams``, ``max_ngrams``, ``max_skipgrams``,
+    ``min_count`` and ``stop_top_k``; ``pieces`` are the fallback word pieces (e.g. :func:`teacher_pieces`),
+    ``overlapping`` and ``unique`` the tokenizer flags of :class:`NGramVocab`.
+    """
+    config = config or VocabConfig()
+    max_ngram, max_unigrams, max_ngrams = config.max_ngram, config.max_unigrams, config.max_ngrams
+    max_skipgrams, min_count, stop_top_k = config.max_skipgrams, config.min_count, config.stop_top_k
     counts = [Counter() for _ in range(max_ngram + 1)]  # counts[n] for n-grams, counts[0] for skip-grams
     chars: set[str] = set()
     for text in tqdm(texts, desc="mining n-grams", unit="text", disable=not show_progress_bar):
@@ -186,22 +193,51 @@ def embed_vocab(
     return VocabSetEncoder(vocab, table, max_seq_length=max_seq_length)
 
 
+def merge_encoder(config: VocabConfig) -> VocabSetEncoder | None:
+    """The :class:`VocabSetEncoder` saved in ``config.merge_with`` (``--merge-vocab``), or None when it is unset.
+
+    Raises:
+        ValueError: ``merge_with`` is not a vocabulary folder (no ``vocab_set_encoder_config.json``).
+    """
+    if config.merge_with is None:
+        return None
+    check_merge_with(config)
+    return VocabSetEncoder.load(config.merge_with)
+
+
+def check_merge_with(config: VocabConfig) -> None:
+    """Fail early (before a corpus or a teacher is loaded) when ``merge_with`` is set but no vocabulary folder.
+
+    Raises:
+        ValueError: ``merge_with`` has no ``vocab_set_encoder_config.json``.
+    """
+    if config.merge_with is not None and not os.path.isfile(
+        os.path.join(config.merge_with, VocabSetEncoder.config_file_name)
+    ):
+        raise ValueError(
+            "VocabConfig.merge_with (--merge-vocab) must be a vocabulary folder (the vocab/ of an earlier distill, or "
+            f"build-vocab's), got {config.merge_with!r}."
+        )
+
+
 def build_vocab(
     texts: list[str],
     teacher: SentenceTransformer,
     output_dir: str | None = None,
-    batch_size: int = 256,
+    config: VocabConfig | None = None,
     devices: list[str] | None = None,
     show_progress_bar: bool = True,
-    merge_with: VocabSetEncoder | None = None,
-    **mine_kwargs,
 ) -> VocabSetEncoder:
-    """Mine a vocabulary from ``texts``, embed it with ``teacher``, and save it to ``output_dir`` (if given).
+    """Mine a vocabulary from ``texts`` as ``config`` says (default ``VocabConfig()``), embed it with ``teacher``
+    (batches of ``config.embed_batch_size``), and save it to ``output_dir`` (if given).
 
-    ``merge_with``: a general vocabulary (unfolded, same teacher) that the mined entries are added to
-    (:func:`merge_vocabs`); its table rows are reused, so only the new entries cost teacher passes.
+    ``config.merge_with``: a general vocabulary folder (unfolded, same teacher) that the mined entries are added to
+    (:func:`merge_encoder`, :func:`merge_vocabs`); its table rows are reused, so only the new entries cost teacher
+    passes. It is loaded (and checked) before mining.
     """
-    vocab = mine_vocab(texts, pieces=teacher_pieces(teacher), show_progress_bar=show_progress_bar, **mine_kwargs)
+    config = config or VocabConfig()
+    merge_with = merge_encoder(config)
+    vocab = mine_vocab(texts, config, pieces=teacher_pieces(teacher), show_progress_bar=show_progress_bar)
     if merge_with is not None:
         merged = merge_vocabs(merge_with.vocab, vocab)
         logger.info(
@@ -209,7 +245,12 @@ def build_vocab(
         )
         vocab = merged
     encoder = embed_vocab(
-        vocab, teacher, batch_size=batch_size, devices=devices, show_progress_bar=show_progress_bar, known=merge_with
+        vocab,
+        teacher,
+        batch_size=config.embed_batch_size,
+        devices=devices,
+        show_progress_bar=show_progress_bar,
+        known=merge_with,
     )
     if output_dir:
         encoder.save(output_dir)

@@ -25,12 +25,10 @@ NumpyStudent, a remote-code load).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,12 +37,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import IndexConfig
-from .modules.files import atomic_dir, save_json
+from st_bertapprox.config import IndexConfig
+from st_bertapprox.data.records import _json_line
+from st_bertapprox.modules.io import atomic_dir, save_json
 
 logger = logging.getLogger(__name__)
 
+
 FORMAT_VERSION = 1
+
+
 PROBES = [  # the probe sentences whose embeddings identify a model (short, varied, no empty text)
     "A man is playing a guitar on stage.",
     "The stock market fell sharply after the announcement.",
@@ -55,7 +57,11 @@ PROBES = [  # the probe sentences whose embeddings identify a model (short, vari
     "quantum error correction threshold",
     "She adopted a small grey cat from the shelter.",
 ]
+
+
 _MISSING = object()
+
+
 PROBE_MEAN_COSINE, PROBE_MIN_COSINE = 0.98, 0.95  # ONNX fp32 ~1.0, int8 ~0.99; teacher vs student ~0.8
 
 
@@ -66,83 +72,6 @@ class Hit:
     id: str
     score: float
     text: str | None
-
-
-def read_collection(path: str | os.PathLike, text_field: str = "text", id_field: str | None = None) -> Iterator:
-    """Yield ``(id, text)`` for every document of a collection file, lazily.
-
-    Layouts: a BEIR folder (``corpus.jsonl``: ``_id``, ``title``, ``text``; title and text joined), JSONL (one object
-    per line: ``text_field``, an id from ``id_field``, ``_id`` or ``id``, else the line number, a ``title`` joined
-    before the text), CSV/TSV with a header (the same columns), or plain text/Markdown (one document per non-empty
-    line, the line number as id).
-
-    Raises:
-        FileNotFoundError: no such file or folder.
-        ValueError: a line is not JSON, a document has no text field or an empty text (the message names the line).
-    """
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "corpus.jsonl").is_file():
-            raise FileNotFoundError(f"{path} is a folder without corpus.jsonl: give a BEIR folder or a file.")
-        path = path / "corpus.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"No collection file {path}: give a .jsonl, .csv, .tsv, text file or BEIR folder.")
-    suffix = path.suffix.lower()
-    with open(path, encoding="utf-8", newline="" if suffix in (".csv", ".tsv") else None) as f:
-        if suffix in (".jsonl", ".json"):
-            rows = ((n, _json_line(line, path, n)) for n, line in enumerate(f, 1) if line.strip())
-        elif suffix in (".csv", ".tsv"):
-            rows = enumerate(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","), 2)
-        else:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    yield str(n), line.strip()
-            return
-        for n, row in rows:
-            text = row.get(text_field)
-            if not isinstance(text, str) or not (text.strip() or (row.get("title") or "").strip()):
-                raise ValueError(f"{path}, line {n}: no {text_field!r} text (fields: {sorted(row)}): --text-field?")
-            doc_id = row.get(id_field) if id_field else row.get("_id", row.get("id"))
-            if id_field and doc_id is None:
-                raise ValueError(f"{path}, line {n}: no {id_field!r} field (fields: {sorted(row)}).")
-            yield str(n if doc_id is None else doc_id), f"{row.get('title') or ''} {text}".strip()
-
-
-def _json_line(line: str, path: Path, number: int) -> dict:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {number}: not JSON ({e.msg}).") from e
-    if not isinstance(row, dict):
-        raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}.")
-    return row
-
-
-def load_encoder(spec: str, trust_remote_code: bool = False) -> Any:
-    """A model to encode with, from a spec: ``teacher`` (the packaged all-MiniLM-L6-v2), ``numpy:PATH`` (a folded
-    student as :class:`~st_bertapprox.NumpyStudent`), an export folder (``st-bertapprox export``: has
-    ``export.json``), or a SentenceTransformer folder or Hub id (its own code runs only with ``trust_remote_code``)."""
-    if spec == "teacher":
-        from .data import teacher_path
-
-        spec = teacher_path()
-    if spec.startswith("numpy:"):
-        from .numpy_student import NumpyStudent
-
-        return NumpyStudent.from_pretrained(spec[len("numpy:") :])
-    if os.path.isfile(os.path.join(spec, "export.json")):
-        from .deploy import load_export
-
-        return load_export(spec)
-    from .loading import load_model
-
-    return load_model(spec, trust_remote_code=trust_remote_code)
-
-
-def model_reference(spec: str) -> str:
-    """The spec an index records (local paths made absolute, so ``search`` finds the model from anywhere)."""
-    prefix, path = ("numpy:", spec[6:]) if spec.startswith("numpy:") else ("", spec)
-    return prefix + (os.path.abspath(path) if os.path.exists(path) else path)
 
 
 def describe_model(model: Any, reference: str | None = None) -> dict[str, Any]:
@@ -161,7 +90,7 @@ def fingerprint_of(model: Any) -> str | None:
     ``teacher.model_fingerprint`` of a torch model, else None (then only the probe embeddings identify it)."""
     fingerprint = getattr(model, "fingerprint", None)
     if fingerprint is None and hasattr(model, "state_dict"):
-        from .teacher import model_fingerprint
+        from st_bertapprox.fingerprint import model_fingerprint
 
         fingerprint = model_fingerprint(model)
     return fingerprint
@@ -256,7 +185,6 @@ class SearchIndex:
         query_model: Any = None,
         model_reference: str | None = None,
         query_model_reference: str | None = None,
-        store_texts: bool = True,
         show_progress_bar: bool = False,
         total: int | None = None,
         encode_kwargs: dict[str, Any] | None = None,
@@ -270,11 +198,14 @@ class SearchIndex:
             config: Kind and parameters (:class:`IndexConfig`).
             query_model: The model queries will be encoded with (default: ``model``); a different one makes an
                 asymmetric index (e.g. documents by the teacher, queries by the student), recorded as such.
-            model_reference, query_model_reference: How the index names the models (default: their
-                ``name_or_path``).
-            store_texts: Keep the texts, so hits carry them (else only ids).
+            model_reference: How the index names the document model (default: its ``name_or_path``).
+            query_model_reference: How the index names the query model (default: its ``name_or_path``).
+            show_progress_bar: Show a progress bar over the documents.
             total: The number of documents, for the progress bar.
             encode_kwargs: Passed to ``model.encode`` (e.g. ``pool=`` of ``start_multi_process_pool``).
+
+        Raises:
+            ValueError: The two models' embeddings differ in dimension, ids repeat, or ids and texts differ in number.
         """
         config = config or IndexConfig()
         query_model = model if query_model is None else query_model
@@ -285,47 +216,22 @@ class SearchIndex:
                 f"The query model gives {query_desc['dim']}-dimensional embeddings and the document model "
                 f"{doc_desc['dim']}-dimensional ones: an asymmetric index needs models of one embedding space."
             )
-        dim, kept_ids, kept_texts, seen = doc_desc["dim"], [], [] if store_texts else None, set()
-        index, pending, n_pending = None, [], 0
-        id_iter = iter(ids) if ids is not None else None
+        dim, kept_ids, kept_texts = doc_desc["dim"], _UniqueIds(ids), [] if config.store_texts else None
+        filler = _Filler(config, dim)
         start, encode_seconds = time.perf_counter(), 0.0
         bar = tqdm(total=total, desc="index", unit="doc", disable=not show_progress_bar)
         for chunk in _chunks(texts, config.chunk_size):
-            if id_iter is None:
-                chunk_ids = [str(len(kept_ids) + i) for i in range(len(chunk))]
-            else:
-                chunk_ids = [next(id_iter, _MISSING) for _ in chunk]
-                if _MISSING in chunk_ids:
-                    given = len(kept_ids) + chunk_ids.index(_MISSING)
-                    raise ValueError(f"Fewer ids than texts: the ids ran out after {given}.")
-                chunk_ids = [str(i) for i in chunk_ids]
-            for doc_id in chunk_ids:
-                if doc_id in seen:
-                    raise ValueError(f"Duplicate document id {doc_id!r}: ids must be unique.")
-                seen.add(doc_id)
+            kept_ids.take(len(chunk))
             t0 = time.perf_counter()
             emb = encode_unit(model, chunk, config.batch_size, **(encode_kwargs or {}))
             encode_seconds += time.perf_counter() - t0
-            kept_ids += chunk_ids
             if kept_texts is not None:
                 kept_texts += chunk
-            if config.kind == "ivfpq" and index is None:  # buffer until the training sample is full
-                pending.append(emb)
-                n_pending += len(emb)
-                if n_pending >= config.train_size:
-                    index = _trained(config, dim, np.concatenate(pending))
-                    pending = []
-            else:
-                index = index if index is not None else make_index(config, dim)
-                _add(index, config, emb)
+            filler.add(emb)
             bar.update(len(chunk))
         bar.close()
-        if id_iter is not None and next(id_iter, _MISSING) is not _MISSING:
-            raise ValueError(f"More ids than texts: {len(kept_ids)} texts.")
-        if not kept_ids:
-            raise ValueError("The collection is empty: there is nothing to index.")
-        if index is None:  # IVF-PQ with fewer documents than its training sample
-            index = _trained(config, dim, np.concatenate(pending))
+        kept_ids = kept_ids.finish()
+        index = filler.finish()
         meta = {
             "format_version": FORMAT_VERSION,
             "config": asdict(config),
@@ -347,8 +253,14 @@ class SearchIndex:
 
         Args:
             queries: The query texts.
+            k: How many hits per query.
             model: The query model; default: the one given to :meth:`build` or :meth:`load`. It is checked against
                 the recorded query model once (dimension, fingerprint or probe agreement).
+            batch_size: Batch size for encoding the queries.
+
+        Raises:
+            TypeError: ``queries`` is a single string.
+            ValueError: No query model is known, or ``k`` is not a positive integer.
         """
         if isinstance(queries, str):
             raise TypeError("search takes a list of queries: wrap a single query in a list.")
@@ -449,6 +361,64 @@ class SearchIndex:
         return loaded
 
 
+class _UniqueIds:
+    """The ids of the documents so far: the given ones (checked unique, as many as the texts) or "0", "1", ..."""
+
+    def __init__(self, ids: Iterable[str] | None) -> None:
+        self.ids: list[str] = []
+        self.seen: set[str] = set()
+        self.given = iter(ids) if ids is not None else None
+
+    def take(self, n: int) -> None:
+        """The ids of the next ``n`` texts."""
+        if self.given is None:
+            self.ids += [str(len(self.ids) + i) for i in range(n)]
+            return
+        chunk = [next(self.given, _MISSING) for _ in range(n)]
+        if _MISSING in chunk:
+            raise ValueError(f"Fewer ids than texts: the ids ran out after {len(self.ids) + chunk.index(_MISSING)}.")
+        for doc_id in map(str, chunk):
+            if doc_id in self.seen:
+                raise ValueError(f"Duplicate document id {doc_id!r}: ids must be unique.")
+            self.seen.add(doc_id)
+            self.ids.append(doc_id)
+
+    def finish(self) -> list[str]:
+        """All ids; an error if ids are left over or there were no texts."""
+        if self.given is not None and next(self.given, _MISSING) is not _MISSING:
+            raise ValueError(f"More ids than texts: {len(self.ids)} texts.")
+        if not self.ids:
+            raise ValueError("The collection is empty: there is nothing to index.")
+        return self.ids
+
+
+class _Filler:
+    """Adds embeddings to a new index; IVF-PQ buffers them until its training sample is full."""
+
+    def __init__(self, config: IndexConfig, dim: int) -> None:
+        self.config, self.dim = config, dim
+        self.index: Any = None
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+
+    def add(self, emb: np.ndarray) -> None:
+        """Add one chunk of unit-length embeddings."""
+        if self.config.kind == "ivfpq" and self.index is None:  # buffer until the training sample is full
+            self.pending.append(emb)
+            self.n_pending += len(emb)
+            if self.n_pending >= self.config.train_size:
+                self.index, self.pending = _trained(self.config, self.dim, np.concatenate(self.pending)), []
+        else:
+            self.index = self.index if self.index is not None else make_index(self.config, self.dim)
+            _add(self.index, self.config, emb)
+
+    def finish(self) -> Any:
+        """The index (IVF-PQ with fewer documents than its training sample trains on what it has)."""
+        if self.index is None:
+            self.index = _trained(self.config, self.dim, np.concatenate(self.pending))
+        return self.index
+
+
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk = []
     for item in items:
@@ -480,37 +450,3 @@ def _add(index: Any, config: IndexConfig, emb: np.ndarray) -> None:
 
         emb = quantize_embeddings(emb, precision="ubinary")
     index.add(emb)
-
-
-class CachedEncoder:
-    """Wrap a model's ``encode`` with a bounded LRU cache of text -> embedding (for query streams with repeats).
-
-    The cache belongs to one model, so it is keyed by text alone; ``fingerprint`` is the model's, so an index checks
-    the wrapped model as it would the model itself. Only the texts not in the cache are encoded, in one call.
-    """
-
-    def __init__(self, model: Any, max_size: int = 100_000) -> None:
-        self.model, self.max_size = model, max_size
-        self.cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.hits = self.misses = 0
-        self._fingerprint: str | None = None
-
-    @property
-    def fingerprint(self) -> str | None:
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint_of(self.model)
-        return self._fingerprint
-
-    def encode(self, texts: list[str], batch_size: int = 32, **kwargs: Any) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        self.misses += len(missing)
-        self.hits += len(texts) - len(missing)
-        if missing:
-            for text, row in zip(missing, encode_unit(self.model, missing, batch_size, **kwargs)):
-                self.cache[text] = row
-        out = np.stack([self.cache[t] for t in texts])
-        for text in texts:
-            self.cache.move_to_end(text)
-        while len(self.cache) > self.max_size:
-            self.cache.popitem(last=False)
-        return out

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-from .modules.files import check_model_folder
-from .modules.student import DeepSetsPooling, VocabSetEncoder
-from .modules.vocab import NGramVocab, check_texts
+from st_bertapprox.modules.checks import check_model_folder
+from st_bertapprox.modules.student import DeepSetsPooling, VocabSetEncoder
+from st_bertapprox.modules.vocab import NGramVocab, check_texts
 
 MAX_LOGIT_RANGE = 80.0  # exp(-80) is still a normal float32: no text's weights can all underflow to zero
 

@@ -19,15 +19,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from .modules.files import load_tensors, save_tensors
-from .modules.vocab import NGramVocab
-from .teacher import cache_dir, model_fingerprint, store_cached, text_hashes
+from st_bertapprox.distill.teacher_cache import cache_dir, store_cached
+from st_bertapprox.fingerprint import model_fingerprint, text_hashes
+from st_bertapprox.modules.io import load_tensors, save_tensors
+from st_bertapprox.modules.vocab import NGramVocab
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +58,14 @@ class EntryTargets:
     offsets: np.ndarray  # (N + 1,) int64
 
     def of(self, i: int) -> np.ndarray:
+        """The targets of text ``i``: an ``(n_i, C)`` float32 array, one row per entry, in tokenization order."""
         return self.vectors[self.offsets[i] : self.offsets[i + 1]].astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
 
-def _cache_file(fingerprint: str, vocab: NGramVocab, texts: list[str], max_entries: int):
+def _cache_file(fingerprint: str, vocab: NGramVocab, texts: list[str], max_entries: int) -> Path:
     h = hashlib.sha256(f"{vocab.fingerprint()}|{max_entries}|".encode())
     h.update(text_hashes(texts).tobytes())
     return cache_dir() / fingerprint / "entries" / f"{h.hexdigest()[:16]}.safetensors"

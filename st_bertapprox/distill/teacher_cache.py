@@ -9,8 +9,6 @@ are used through sentence-transformers' own multi-process pool (``SentenceTransf
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import uuid
@@ -22,7 +20,8 @@ from safetensors import SafetensorError, safe_open
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from .modules.files import save_tensors
+from st_bertapprox.fingerprint import model_fingerprint, text_hashes
+from st_bertapprox.modules.io import save_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -30,52 +29,6 @@ logger = logging.getLogger(__name__)
 def cache_dir() -> Path:
     """``$ST_BERTAPPROX_CACHE`` or ``~/.cache/st_bertapprox``."""
     return Path(os.environ.get("ST_BERTAPPROX_CACHE", Path.home() / ".cache" / "st_bertapprox"))
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 of everything that decides a model's embeddings (a fraction of a second for MiniLM).
-
-    The weights (names, shapes, values) and, for a SentenceTransformer, the whole pipeline: every module's class and
-    config (pooling mode, normalisation, ``max_seq_length``, ...), its tokenizer's vocabulary, the prompts and the
-    default prompt, and ``truncate_dim``. Two teachers that differ anywhere there never share cached embeddings.
-    """
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().float().cpu().numpy().tobytes())
-    if isinstance(model, SentenceTransformer):
-        h.update(json.dumps(_pipeline_spec(model), sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-def _pipeline_spec(model: SentenceTransformer) -> dict:
-    modules = []
-    for module in model:
-        config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
-        tokenizer = getattr(module, "tokenizer", None)
-        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else None
-        modules.append(
-            {
-                "type": f"{type(module).__module__}.{type(module).__qualname__}",
-                "config": config,
-                "max_seq_length": getattr(module, "max_seq_length", None),
-                "tokenizer": hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest() if vocab else None,
-                "do_lower_case": getattr(module, "do_lower_case", None),
-            }
-        )
-    return {
-        "modules": modules,
-        "prompts": model.prompts,
-        "default_prompt_name": model.default_prompt_name,
-        "truncate_dim": model.truncate_dim,
-    }
-
-
-def text_hashes(texts: list[str]) -> np.ndarray:
-    """(N, 2) int64: a 128-bit blake2b hash of every text."""
-    digest = b"".join(hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts)
-    return np.frombuffer(digest, dtype=np.int64).reshape(-1, 2).copy()
 
 
 def _read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +74,8 @@ def store_cached(
     teacher: SentenceTransformer, texts: list[str], embeddings: np.ndarray, fingerprint: str | None = None
 ) -> None:
     """Add the teacher's sentence embeddings of ``texts``, computed elsewhere (e.g. in the same pass as its token
-    vectors, :func:`st_bertapprox.entry_targets.entry_targets`), to its cache as one chunk. ``fingerprint``: the
-    teacher's :func:`model_fingerprint`, when a caller storing many chunks has it already."""
+    vectors, :func:`st_bertapprox.distill.entry_targets.entry_targets`), to its cache as one chunk. ``fingerprint``:
+    the teacher's :func:`model_fingerprint`, when a caller storing many chunks has it already."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.shape[0] != len(texts) or not np.isfinite(embeddings).all():
         raise ValueError("store_cached needs one finite embedding per text.")

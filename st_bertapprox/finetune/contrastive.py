@@ -18,101 +18,24 @@ The split is by document (each text is one document, de-duplicated first), strat
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
-import numpy as np
 import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-from .analysis import View, bert_views, markdown_table, plot_pca, worst_confusion
-from .config import ContrastiveConfig, FinetuneConfig, LabelledDataConfig, training_arguments
-from .data import load_agnews, load_bbc
+from st_bertapprox.config import ContrastiveConfig, FinetuneConfig, LabelledDataConfig
+from st_bertapprox.data.corpus import Splits, Texts, load_splits
+from st_bertapprox.evaluation.analysis import View, base_views, encode, write_analysis
+from st_bertapprox.finetune.common import build_model, training_arguments
 
 logger = logging.getLogger(__name__)
-
-Texts = tuple[list[str], list[str]]  # (texts, subject labels)
-
-
-def load_labelled(data: str, text_column: str = "text", label_column: str = "label") -> Texts:
-    """``agnews`` (AG News test), ``bbc`` (BBC News), or a ``.csv`` (with header) / ``.jsonl`` file of labelled texts.
-
-    Raises:
-        FileNotFoundError: the file (or shared dataset) is missing.
-        ValueError: unknown format, a row without the text or label field, or fewer than 2 subjects.
-    """
-    if data == "agnews":
-        return load_agnews()
-    if data == "bbc":
-        return load_bbc()
-    path = Path(data)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data {data!r} is neither agnews, bbc nor an existing .csv / .jsonl file.")
-    with open(path, encoding="utf-8", newline="") as f:
-        if path.suffix == ".csv":
-            rows = list(csv.DictReader(f))
-        elif path.suffix in (".jsonl", ".json"):
-            rows = [json.loads(line) for line in f if line.strip()]
-        else:
-            raise ValueError(f"{path}: expected a .csv (with a header) or .jsonl file of labelled texts.")
-    bad = next((i for i, r in enumerate(rows) if not r.get(text_column) or r.get(label_column) in (None, "")), None)
-    if bad is not None:
-        raise ValueError(f"{path}, row {bad + 1}: no {text_column!r} or {label_column!r} (--text/--label-column).")
-    texts, labels = [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows]
-    if len(set(labels)) < 2:
-        raise ValueError(f"{path}: need at least 2 subjects in {label_column!r}, found {sorted(set(labels))}.")
-    return texts, labels
-
-
-@dataclass
-class Splits:
-    """Train / dev / test (texts, labels) of distinct documents."""
-
-    train: Texts
-    dev: Texts
-    test: Texts
-
-
-def split_documents(texts: list[str], labels: list[str], config: LabelledDataConfig) -> Splits:
-    """Seeded, subject-stratified split into disjoint test, dev and train documents (duplicates dropped first)."""
-    from sklearn.model_selection import train_test_split
-
-    first = dict(zip(reversed(texts), reversed(labels)))  # text -> label of its first occurrence
-    rest = list(dict.fromkeys(texts))
-    rest_labels = [first[t] for t in rest]
-    parts = []
-    for size in (config.test_texts, config.dev_texts, config.train_texts):
-        if size == 0:
-            parts.append(([], []))
-            continue
-        if size > len(rest):
-            raise ValueError(
-                f"{config.data}: {len(set(texts))} distinct documents cannot give test_texts={config.test_texts}, "
-                f"dev_texts={config.dev_texts} and train_texts={config.train_texts}."
-            )
-        if size == len(rest):
-            taken, taken_labels, rest, rest_labels = rest, rest_labels, [], []
-        else:
-            taken, rest, taken_labels, rest_labels = train_test_split(
-                rest, rest_labels, train_size=size, stratify=rest_labels, random_state=config.split_seed
-            )
-        parts.append((list(taken), list(taken_labels)))
-    test, dev, train = parts
-    return Splits(train=train, dev=dev, test=test)
-
-
-def load_splits(config: LabelledDataConfig) -> Splits:
-    """The document split of ``config.data`` (see :func:`split_documents`)."""
-    return split_documents(*load_labelled(config.data, config.text_column, config.label_column), config)
 
 
 def training_dataset(texts: list[str], labels: list[str], loss: str, seed: int = 42) -> Dataset:
@@ -166,8 +89,6 @@ def finetune_contrastive(
         The model (its evaluation length restored to the base's) and ``{"dev_before", "dev_after"}`` (dev kNN
         accuracy, V-measure, nearest-neighbour confusion), ``train_texts``, ``train_seconds``, ``config``.
     """
-    from .finetune import build_model
-
     torch.manual_seed(config.seed)
     model = build_model(base, FinetuneConfig())
     eval_length = model.max_seq_length
@@ -207,30 +128,7 @@ def _dev_figures(model: SentenceTransformer, dev: Texts) -> dict[str, float] | N
     return {k: m[k] for k in ("knn_accuracy", "v_measure", "nn_confusion")}
 
 
-def encode(model: SentenceTransformer, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-
-
-def base_views(base: str, test: Texts) -> list[View]:
-    """The raw BERT of ``base`` (word-embedding table, token vectors, static mean, [CLS]) and the base sentence model.
-
-    The base sentence model is mean pooling + Normalize, i.e. the mean of the last layer's token vectors normalised:
-    all-MiniLM-L6-v2 itself (to 1e-7), so no separate "mean" row is needed.
-    """
-    from .finetune import build_model
-
-    model = build_model(base, FinetuneConfig())
-    raw = bert_views(model[0], test[0])
-    return [
-        View("BERT input word-embedding table (rows)", raw["table"]),
-        View("BERT last-layer token vectors (sample)", raw["tokens"]),
-        View("BERT input word embeddings, mean over text", raw["static"], test[1]),
-        View("BERT [CLS] vector (last layer)", raw["cls"], test[1]),
-        View("base sentence model (mean pooling)", encode(model, test[0]), test[1]),
-    ]
-
-
-def contrastive_job(
+def run_contrastive(
     base: str,
     data: LabelledDataConfig,
     recipe: ContrastiveConfig,
@@ -245,7 +143,7 @@ def contrastive_job(
     """
     from dataclasses import replace
 
-    from .export import export_builtin
+    from st_bertapprox.persistence.saving import export_builtin
 
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()
@@ -261,27 +159,4 @@ def contrastive_job(
     views += [View(name, encode(model, splits.test[0]), splits.test[1]) for name, model in (extra or {}).items()]
     for view in views:
         view.analyze()
-    return write_results(output_dir, views, runs, data, time.perf_counter() - t0)
-
-
-def write_results(output_dir: str, views: list[View], runs: dict, data: LabelledDataConfig, seconds: float) -> dict:
-    """``results.json``, ``results.md`` and ``pca.png`` (the labelled views) in ``output_dir``."""
-    from .modules.files import atomic_path, save_json
-
-    name = data.data if data.data in ("agnews", "bbc") else Path(data.data).stem
-    table = markdown_table(views)
-    confusions = [f"{v.name}: {worst_confusion(v.metrics)}" for v in views if "confusion" in v.metrics]
-    png = plot_pca(views, os.path.join(output_dir, "pca.png"), title=f"{name}: {data.test_texts} held-out documents")
-    results = {
-        "data": asdict(data),
-        "table": table,
-        "most_confused": confusions,
-        "views": {v.name: v.metrics for v in views},
-        "runs": runs,
-        "png": png,
-        "seconds": seconds,
-    }
-    save_json(results, os.path.join(output_dir, "results.json"))
-    with atomic_path(os.path.join(output_dir, "results.md")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    return results
+    return write_analysis(output_dir, views, runs, data, time.perf_counter() - t0)

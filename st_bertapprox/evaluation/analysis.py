@@ -31,16 +31,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
-from .evaluation.agreement import unit_rows
-from .evaluation.clustering import clustering_v_measure
+from st_bertapprox.config import LabelledDataConfig
+from st_bertapprox.data.corpus import Texts
+from st_bertapprox.evaluation.agreement import unit_rows
+from st_bertapprox.evaluation.clustering import clustering_v_measure
+from st_bertapprox.modules.bert import BertTransformer
+from st_bertapprox.persistence.saving import save_results
+
+if TYPE_CHECKING:
+    from st_bertapprox.modules.bert import BertTransformer
 
 ANISOTROPY = ("mean_cosine", "top1_var", "top10_var", "effective_rank", "isotropy")
+
+
 SEPARABILITY = ("knn_accuracy", "silhouette", "v_measure", "ari", "nn_confusion")
+
+
 COLUMNS = {  # metric -> table header
     "mean_cosine": "mean cos (random pairs)",
     "top1_var": "PC1 var",
@@ -137,8 +152,11 @@ class View:
     labels: Sequence | None = None
     metrics: dict = field(default_factory=dict)
 
-    def analyze(self, **kwargs) -> View:
-        """Fill ``metrics`` with the anisotropy figures and, with labels, the separability figures."""
+    def analyze(self, **kwargs: int) -> View:
+        """Fill ``metrics`` with the anisotropy figures and, with labels, the separability figures.
+
+        ``kwargs`` (``k``, ``runs``, ``seed``) go to :func:`separability`; returns ``self``.
+        """
         self.metrics = anisotropy(self.vectors)
         if self.labels is not None:
             self.metrics.update(separability(self.vectors, self.labels, **kwargs))
@@ -146,7 +164,9 @@ class View:
 
 
 @torch.no_grad()
-def bert_views(bert, texts: list[str], batch_size: int = 32, max_tokens: int = 5000, seed: int = 0) -> dict:
+def bert_views(
+    bert: BertTransformer, texts: list[str], batch_size: int = 32, max_tokens: int = 5000, seed: int = 0
+) -> dict:
     """What a raw :class:`~st_bertapprox.modules.bert.BertTransformer` gives for ``texts``, before any pooling head.
 
     Returns:
@@ -208,7 +228,7 @@ def plot_pca(views: list[View], path: str | os.PathLike, title: str = "", ncols:
     from matplotlib.lines import Line2D
     from sklearn.decomposition import PCA
 
-    from .modules.files import atomic_path
+    from st_bertapprox.modules.io import atomic_path
 
     views = [v for v in views if v.labels is not None]
     if not views:
@@ -242,3 +262,44 @@ def plot_pca(views: list[View], path: str | os.PathLike, title: str = "", ncols:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     return path
+
+
+def encode(model: SentenceTransformer, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """``model``'s embeddings of ``texts`` as a numpy array (N, D), without a progress bar."""
+    return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+
+def base_views(base: str, test: Texts) -> list[View]:
+    """The raw BERT of ``base`` (word-embedding table, token vectors, static mean, [CLS]) and the base sentence model.
+
+    The base sentence model is mean pooling + Normalize, i.e. the mean of the last layer's token vectors normalised:
+    all-MiniLM-L6-v2 itself (to 1e-7), so no separate "mean" row is needed.
+    """
+    bert = BertTransformer(base)
+    model = SentenceTransformer(modules=[bert, Pooling(bert.get_embedding_dimension(), "mean"), Normalize()])
+    raw = bert_views(model[0], test[0])
+    return [
+        View("BERT input word-embedding table (rows)", raw["table"]),
+        View("BERT last-layer token vectors (sample)", raw["tokens"]),
+        View("BERT input word embeddings, mean over text", raw["static"], test[1]),
+        View("BERT [CLS] vector (last layer)", raw["cls"], test[1]),
+        View("base sentence model (mean pooling)", encode(model, test[0]), test[1]),
+    ]
+
+
+def write_analysis(output_dir: str, views: list[View], runs: dict, data: LabelledDataConfig, seconds: float) -> dict:
+    """``results.json``, ``results.md`` and ``pca.png`` (the labelled views) in ``output_dir``."""
+    name = data.data if data.data in ("agnews", "bbc") else Path(data.data).stem
+    table = markdown_table(views)
+    confusions = [f"{v.name}: {worst_confusion(v.metrics)}" for v in views if "confusion" in v.metrics]
+    png = plot_pca(views, os.path.join(output_dir, "pca.png"), title=f"{name}: {data.test_texts} held-out documents")
+    results = {
+        "data": asdict(data),
+        "table": table,
+        "most_confused": confusions,
+        "views": {v.name: v.metrics for v in views},
+        "runs": runs,
+        "png": png,
+        "seconds": seconds,
+    }
+    return save_results(output_dir, results, table)

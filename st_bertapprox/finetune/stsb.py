@@ -17,27 +17,15 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerTraine
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
-from .config import DEFAULT_TEACHER, FinetuneConfig, training_arguments
-from .data import load_stsb, teacher_path
-from .evaluation import evaluate_stsb, stsb_evaluator
-from .hub import CardInfo
-from .modules.bert import BertTransformer
-from .modules.pooling import MLPMeanPooling
+from st_bertapprox.config import DEFAULT_TEACHER, FinetuneConfig
+from st_bertapprox.data.shared import load_stsb, teacher_path
+from st_bertapprox.evaluation import evaluate_stsb, stsb_evaluator
+from st_bertapprox.finetune.common import build_model, short_name, training_arguments, two_rate_adamw
+from st_bertapprox.modules.bert import BertTransformer
+from st_bertapprox.persistence.cards import CardInfo
+from st_bertapprox.persistence.saving import save_results
 
 logger = logging.getLogger(__name__)
-
-
-def build_model(base: str, config: FinetuneConfig) -> SentenceTransformer:
-    """``BertTransformer(base)`` + pooling + ``Normalize``; the MLP starts as the identity (plain mean pooling)."""
-    bert = BertTransformer(base)
-    dim = bert.get_embedding_dimension()
-    if config.pooling == "mean":
-        pooling = Pooling(dim, "mean")
-    elif config.pooling == "mlp":
-        pooling = MLPMeanPooling(dim, hidden_dims=config.mlp_hidden_dims, residual=True)
-    else:
-        raise ValueError(f"pooling must be 'mean' or 'mlp', got {config.pooling!r}")
-    return SentenceTransformer(modules=[bert, pooling, Normalize()])
 
 
 def ms_per_sentence(model: SentenceTransformer, sentences: list[str], batch_size: int = 32) -> float:
@@ -78,11 +66,7 @@ def finetune_stsb(
     )
     optimizer = None
     if config.pooling == "mlp":  # two learning rates: pretrained encoder vs fresh MLP
-        groups = [
-            {"params": [p for p in model[0].parameters() if p.requires_grad], "lr": config.learning_rate},
-            {"params": [p for p in model[1].parameters() if p.requires_grad], "lr": config.mlp_learning_rate},
-        ]
-        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        optimizer = two_rate_adamw(model, model[1].parameters(), config, config.mlp_learning_rate)
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=train, loss=loss, evaluator=evaluator, optimizers=(optimizer, None)
     )
@@ -117,7 +101,7 @@ def base_model_id(base: str) -> str:
 def card_info(base: str, pooling: str, config: FinetuneConfig, res: dict, command: str) -> CardInfo:
     """The model card of a fine-tuned model: its real base model, recipe and dev score."""
     base_id = base_model_id(base)
-    short = os.path.basename(os.path.normpath(base_id))
+    short = short_name(base_id)
     kind = "mean" if pooling == "mean" else "MLP-then-mean"
     return CardInfo(
         title=f"{short} fine-tuned on STS-B ({kind} pooling)",
@@ -139,8 +123,7 @@ def card_info(base: str, pooling: str, config: FinetuneConfig, res: dict, comman
 
 def export_finetuned(model: SentenceTransformer, path: str, builtin_path: str, info: CardInfo) -> dict[str, float]:
     """Save the model (self-contained, with its card) and its built-in export; their STS-B dev scores on reload."""
-    from .export import export_builtin
-    from .hub import save_pretrained
+    from st_bertapprox.persistence.saving import export_builtin, save_pretrained
 
     save_pretrained(model, path, info, repo_id=f"st-bertapprox/{os.path.basename(path)}")
     export_builtin(model, builtin_path)
@@ -155,7 +138,7 @@ def speed_row(name: str, model: SentenceTransformer, size_mb: float, dev: float 
     return {"model": name, "dev": dev, "size_mb": size_mb, "ms": ms_per_sentence(model, texts)}
 
 
-def finetune_job(
+def run_finetune(
     base: str,
     output_dir: str,
     poolings: tuple[str, ...] = ("mean", "mlp"),
@@ -169,9 +152,9 @@ def finetune_job(
     Writes ``output_dir/<model>/`` folders (self-contained, with model cards), ``results.json`` and ``results.md``.
     ``small``: speed on 64 sentences instead of 512, and no BERT-base speed row (a smoke run).
     """
-    from .evaluation.probes import DEMO_PAIRS, contextual_probe, pair_cosines
-    from .export import export_builtin
-    from .modules.bert import BertConfig
+    from st_bertapprox.evaluation.probes import DEMO_PAIRS, contextual_probe, pair_cosines
+    from st_bertapprox.modules.bert import BertConfig
+    from st_bertapprox.persistence.saving import export_builtin
 
     config = config or FinetuneConfig()
     os.makedirs(output_dir, exist_ok=True)
@@ -179,7 +162,7 @@ def finetune_job(
     base_model = build_model(base, replace(config, pooling="mean"))
     base_dir = os.path.join(output_dir, "base")
     export_builtin(base_model, base_dir)
-    base_name = os.path.basename(os.path.normpath(base_model_id(base)))
+    base_name = short_name(base_model_id(base))
     rows = [
         speed_row(
             f"base: {base_name} (mean pooling)",
@@ -218,14 +201,8 @@ def finetune_job(
 
 def write_results(output_dir: str, rows: list[dict], demo: dict, command: str) -> dict:
     """``output_dir/results.json`` (rows, demonstration, table, command) and ``results.md`` (the table)."""
-    from .modules.files import atomic_path, save_json
-
     table = _markdown(rows)
-    results = {"rows": rows, "demo": demo, "table": table, "command": command}
-    save_json(results, os.path.join(output_dir, "results.json"))
-    with atomic_path(os.path.join(output_dir, "results.md")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    return results
+    return save_results(output_dir, {"rows": rows, "demo": demo, "table": table, "command": command}, table)
 
 
 def _markdown(rows: list[dict]) -> str:

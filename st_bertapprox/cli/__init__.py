@@ -1,0 +1,1 @@
+"""The ``st-bertapprox`` command line (``main``)."""

@@ -1,0 +1,2 @@
+"""Fine-tuning recipes: STS-B (``stsb``), contrastive on labelled texts (``contrastive``), and what they share
+(``common``)."""
