@@ -533,3 +533,29 @@ class AskConfig(_Validated):
         self._require_int("passage_sentences", 1)
         self._require(isinstance(self.overlap, int) and 0 <= self.overlap < self.passage_sentences, "overlap",
                       "an integer in [0, passage_sentences)")  # fmt: skip
+
+
+@dataclass
+class PseudoQueryConfig(_Validated):
+    """Query-like training texts made from a collection's own documents (no labels, no LLM; issue #24)."""
+
+    count: int = _field(20_000, "pseudo-queries to make (fewer when the collection has fewer distinct ones)")
+    title_share: float = _field(0.2, "share of titles (documents without a title give sentences instead)")
+    sentence_share: float = _field(0.4, "share of whole sentences of a document (the inverse cloze task)")
+    min_words: int = _field(4, "shortest crop, in words")
+    max_words: int = _field(20, "longest crop, and longest sentence kept whole, in words")
+    seed: int = _field(0, "seed of the draws")
+
+    def __post_init__(self) -> None:
+        self._require_int("count", 1)
+        for name in ("title_share", "sentence_share"):
+            self._require(0 <= getattr(self, name) <= 1, name, "in [0, 1]")
+        self._require(self.title_share + self.sentence_share <= 1, "sentence_share", "<= 1 - title_share")
+        self._require_int("min_words", 1)
+        self._require_int("max_words", self.min_words)
+        self._require_int("seed", 0)
+
+    @property
+    def crop_share(self) -> float:
+        """The rest: random crops of ``min_words`` to ``max_words`` consecutive words of a document."""
+        return 1 - self.title_share - self.sentence_share
