@@ -27,8 +27,8 @@ LAYERS = {
     "cli": 6,
 }
 # os.path string functions are allowed in config.py (tests/test_defaults.py checks os is used for nothing else)
-NO_IO = {"io", "pathlib", "shutil", "json", "tempfile", "torch", "numpy", "transformers"}
-NO_IO |= {"sentence_transformers", "datasets"}
+NO_IO = {"io", "pathlib", "shutil", "json", "tempfile", "torch", "numpy", "transformers", "sentence_transformers"}
+NO_IO |= {"datasets"}
 
 
 def _module_name(path: Path) -> str:

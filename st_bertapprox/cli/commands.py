@@ -60,10 +60,8 @@ def cmd_build_vocab(args: argparse.Namespace) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> None:
     """``distill`` (the main job): vocabulary, teacher targets, training, folding, card, results."""
-    from st_bertapprox.distill.mining import check_merge_with
     from st_bertapprox.distill.student import DistillJob, run_distill
 
-    check_merge_with(config_from_args(args, VocabConfig))
     job = DistillJob(
         output_dir=args.output,
         corpus=config_from_args(args, CorpusConfig),

@@ -165,7 +165,9 @@ class ListwiseDistillLoss(MSELoss):
         (student,) = embed_columns(self.model, sentence_features)
         teacher = labels.detach().to(student)
         loss = self.compute_loss_from_embeddings([student], [teacher])
-        documents = self.documents.to(student)
+        if self.documents.device != student.device or self.documents.dtype != student.dtype:
+            self.documents = self.documents.to(student)  # once, not every step
+        documents = self.documents
         if self.top_k is not None:
             documents = documents[candidate_documents(teacher, documents, self.top_k, self.negatives, self.generator)]
         return loss + self.weight * listwise_kl(student, teacher, documents, self.temperature)

@@ -205,15 +205,18 @@ def merge_encoder(config: VocabConfig) -> VocabSetEncoder | None:
     return VocabSetEncoder.load(config.merge_with)
 
 
+def is_vocab_dir(path: str) -> bool:
+    """Whether ``path`` holds a saved :class:`VocabSetEncoder` (``build-vocab`` output)."""
+    return os.path.isfile(os.path.join(path, VocabSetEncoder.config_file_name))
+
+
 def check_merge_with(config: VocabConfig) -> None:
     """Fail early (before a corpus or a teacher is loaded) when ``merge_with`` is set but no vocabulary folder.
 
     Raises:
         ValueError: ``merge_with`` has no ``vocab_set_encoder_config.json``.
     """
-    if config.merge_with is not None and not os.path.isfile(
-        os.path.join(config.merge_with, VocabSetEncoder.config_file_name)
-    ):
+    if config.merge_with is not None and not is_vocab_dir(config.merge_with):
         raise ValueError(
             "VocabConfig.merge_with (--merge-vocab) must be a vocabulary folder (the vocab/ of an earlier distill, or "
             f"build-vocab's), got {config.merge_with!r}."

@@ -47,7 +47,7 @@ def pseudo_queries(documents: Sequence[tuple[str, str]], config: PseudoQueryConf
         u = rng.random()
         if u < config.title_share and title:
             query = title
-        elif u < config.title_share + config.sentence_share or (u < config.title_share and not title):
+        elif u < config.title_share + config.sentence_share:  # a title-less document gives a sentence
             if i not in sentences:
                 sentences[i] = split_sentences(text) or [text]
             words = rng.choice(sentences[i]).split()

@@ -25,6 +25,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize
 from st_bertapprox.config import DEFAULT_TEACHER, CorpusConfig, DistillConfig, StudentConfig, VocabConfig
 from st_bertapprox.data.corpus import Corpus, load_corpus
 from st_bertapprox.distill.entry_targets import entry_targets
+from st_bertapprox.distill.mining import build_vocab, check_merge_with, is_vocab_dir
 from st_bertapprox.distill.training import (
     build_evaluator,
     distill_card,
@@ -55,6 +56,7 @@ class DistillJob:
     devices: list[str] | None = None  # e.g. ["cuda:0", "cuda:1"]: teacher encoding with ST's multi-process pool
 
     def __post_init__(self) -> None:
+        check_merge_with(self.vocab)  # a bad --merge-vocab fails here, before a corpus or a teacher is loaded
         if self.vocab_dir is not None and not is_vocab_dir(self.vocab_dir):
             what = "does not exist" if not os.path.exists(self.vocab_dir) else "is not a vocabulary folder"
             raise ValueError(
@@ -67,11 +69,6 @@ class DistillJob:
     def vocab_path(self) -> str:
         """The vocabulary folder used: ``vocab_dir``, or ``output_dir/vocab``."""
         return self.vocab_dir or os.path.join(self.output_dir, "vocab")
-
-
-def is_vocab_dir(path: str) -> bool:
-    """Whether ``path`` holds a saved :class:`VocabSetEncoder` (``build-vocab`` output)."""
-    return os.path.isfile(os.path.join(path, VocabSetEncoder.config_file_name))
 
 
 def build_student(encoder: VocabSetEncoder, config: StudentConfig | None = None) -> SentenceTransformer:
@@ -131,8 +128,6 @@ def get_vocab(
     Returns:
         (the encoder, whether it was built by this call).
     """
-    from st_bertapprox.distill.mining import build_vocab
-
     if is_vocab_dir(job.vocab_path):
         logger.info(f"Reusing the vocabulary in {job.vocab_path}")
         return VocabSetEncoder.load(job.vocab_path), False

@@ -92,5 +92,3 @@ def trainable_parameters(model: nn.Module) -> int:
 def short_name(model_id: str) -> str:
     """What titles call a model: the last part of its Hub id or folder (``sentence-transformers/x`` -> ``x``)."""
     return os.path.basename(os.path.normpath(model_id))
-
-

@@ -160,7 +160,9 @@ def render_card(
     ]
     card = ModelCard.from_template(
         card_data,
-        template_str=files("st_bertapprox.persistence").joinpath("templates/model_card.md").read_text(encoding="utf-8"),
+        template_str=files("st_bertapprox.persistence")
+        .joinpath("templates/model_card.md")
+        .read_text(encoding="utf-8"),
         title=info.title,
         description=info.description,
         repo_id=repo_id,

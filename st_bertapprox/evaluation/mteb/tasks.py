@@ -24,6 +24,7 @@ revision with it.
 from __future__ import annotations
 
 import random
+from functools import cache
 from typing import Any
 
 import mteb
@@ -91,6 +92,7 @@ def _sample(rng_seed: int, n: int, limit: int | None) -> list[int]:
     return sorted(random.Random(rng_seed).sample(range(n), limit))
 
 
+@cache  # each official task is instantiated once, at import
 def _official(name: str) -> type:
     """The class of MTEB's official task ``name``."""
     return type(mteb.get_task(name))
